@@ -1,0 +1,57 @@
+"""The ``ask2live`` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import tornado.httpserver
+
+from .app import make_app, running_services
+from .config import Config, add_arguments, config_from_args
+
+log = logging.getLogger("ask2live")
+
+# The HTTP server's own cap: far above any API body (handlers cap those at 64 KiB with
+# a JSON 413), it only stops a client from making the server buffer megabytes.
+HTTP_MAX_BODY = 1024 * 1024
+
+
+async def serve(config: Config) -> None:
+    async with running_services(config) as services:
+        server = tornado.httpserver.HTTPServer(make_app(services), xheaders=True, max_body_size=HTTP_MAX_BODY)
+        server.listen(config.port, address=config.host)
+        engine = services.store.engine.name
+        log.info("ask2live listening on http://%s:%d (store: %s, room log: %s)", config.host, config.port,
+                 engine, "redis" if config.redis_url else "in-process")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down")
+        server.stop()
+        await server.close_all_connections()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ask2live", description="Structured live Q&A server.")
+    commands = parser.add_subparsers(dest="command")
+    serve_parser = commands.add_parser("serve", help="run the server")
+    add_arguments(serve_parser, os.environ)
+    args = parser.parse_args(argv)
+    if args.command != "serve":
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args, os.environ)
+    except ValueError as exc:
+        print(f"ask2live: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config))
+    return 0

@@ -1,0 +1,96 @@
+"""Configuration: read once from flags and environment, then passed in as one frozen value."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Mapping
+
+from .accounts import SCRYPT_N
+
+DEFAULT_PORT = 8888
+DEFAULT_DATA_DIR = "./ask2live-data"
+SECRET_FILE = "secret"
+# 256 bits of key for the token HMAC.
+SECRET_BYTES = 32
+# Two weeks: long enough that a regular is not asked to log in before every session,
+# short enough that a token lost on a shared machine dies on its own.
+DEFAULT_TOKEN_TTL = timedelta(days=14)
+
+ENV_PREFIX = "ASK2LIVE_"
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    # None: the embedded SQLite file in data_dir.
+    mysql_url: str | None = None
+    # None: the in-process room log (one process only).
+    redis_url: str | None = None
+    secret: bytes = b""
+    agora_app_id: str | None = None
+    agora_app_certificate: str | None = None
+    # Origins allowed to open the room WebSocket; empty: only the server's own host.
+    allowed_origins: tuple[str, ...] = ()
+    token_ttl: timedelta = DEFAULT_TOKEN_TTL
+    scrypt_n: int = SCRYPT_N
+    extra: dict = field(default_factory=dict)
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The secret kept in the data directory, generated there on first start."""
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return bytes.fromhex(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_bytes(SECRET_BYTES)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value.hex() + "\n")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
+    def env_default(name: str, default: str | None = None) -> str | None:
+        return env.get(ENV_PREFIX + name, default)
+
+    parser.add_argument("--host", default=env_default("HOST", "127.0.0.1"), help="address to listen on")
+    parser.add_argument("--port", type=int, default=int(env_default("PORT", str(DEFAULT_PORT))))
+    parser.add_argument("--data-dir", default=env_default("DATA_DIR", DEFAULT_DATA_DIR),
+                        help="where the embedded SQLite file and the generated secret live ($ASK2LIVE_DATA_DIR)")
+    parser.add_argument("--mysql-url", default=env_default("MYSQL_URL"),
+                        help="mysql://user:pass@host:3306/db; unset: embedded SQLite ($ASK2LIVE_MYSQL_URL)")
+    parser.add_argument("--redis-url", default=env_default("REDIS_URL"),
+                        help="redis://host:6379/0; unset: in-process room log ($ASK2LIVE_REDIS_URL)")
+    parser.add_argument("--secret", default=env_default("SECRET"),
+                        help="token signing secret; unset: generated into the data dir ($ASK2LIVE_SECRET)")
+    parser.add_argument("--agora-app-id", default=env_default("AGORA_APP_ID"))
+    parser.add_argument("--agora-app-certificate", default=env_default("AGORA_APP_CERTIFICATE"))
+    parser.add_argument("--allowed-origin", action="append", default=None,
+                        help="an Origin allowed to open the room WebSocket (repeatable; "
+                             "$ASK2LIVE_ALLOWED_ORIGINS, comma-separated)")
+
+
+def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
+    data_dir = Path(args.data_dir)
+    secret = args.secret.encode() if args.secret else load_secret(data_dir)
+    origins = args.allowed_origin
+    if origins is None:
+        origins = [o for o in env.get(ENV_PREFIX + "ALLOWED_ORIGINS", "").split(",") if o.strip()]
+    return Config(
+        host=args.host,
+        port=args.port,
+        data_dir=data_dir,
+        mysql_url=args.mysql_url or None,
+        redis_url=args.redis_url or None,
+        secret=secret,
+        agora_app_id=args.agora_app_id or None,
+        agora_app_certificate=args.agora_app_certificate or None,
+        allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
+    )

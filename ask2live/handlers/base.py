@@ -1,0 +1,108 @@
+"""Tornado plumbing shared by the REST handlers: auth, JSON bodies, JSON errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import tornado.web
+
+from ..errors import ApiError, BadRequest, NotFound, TooLarge, Unauthorized
+from ..models import User
+from ..services import Services
+from ..validation import Fields
+
+TOKEN_COOKIE = "ask2live_token"
+
+# 64 KiB holds the longest description with room to spare; a larger body is a mistake
+# or an attack, and gets a JSON 413 here. (The HTTP server's own cap, far above this,
+# only guards against bodies no handler would ever read.)
+API_BODY_MAX = 64 * 1024
+
+
+def request_token(handler: tornado.web.RequestHandler) -> str | None:
+    """The bearer token from the Authorization header, else from the login cookie."""
+    header = handler.request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return handler.get_cookie(TOKEN_COOKIE)
+
+
+class ApiHandler(tornado.web.RequestHandler):
+    """Every handler reads its dependencies from ``services`` and answers JSON."""
+
+    # Routes that work without signing in set this to False.
+    requires_login = True
+
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.token: str | None = None
+
+    @property
+    def route_name(self) -> str:
+        return type(self).__name__
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    async def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if (length and length.isdigit() and int(length) > API_BODY_MAX) or len(self.request.body) > API_BODY_MAX:
+            raise TooLarge("body_too_large", f"The request body is larger than {API_BODY_MAX} bytes.")
+        self.token = request_token(self)
+        if self.token:
+            self.current_user = await self.services.accounts.authenticate(self.token)
+        if self.requires_login and self.current_user is None:
+            raise Unauthorized("not_signed_in", "Sign in first: send 'Authorization: Bearer <token>'.")
+
+    @property
+    def user(self) -> User:
+        return self.current_user
+
+    def fields(self) -> Fields:
+        if not self.request.body:
+            return Fields({})
+        try:
+            body = orjson.loads(self.request.body)
+        except orjson.JSONDecodeError:
+            raise BadRequest("invalid_json", "The request body is not valid JSON.") from None
+        return Fields(body)
+
+    def send(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(orjson.dumps(payload))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status)
+            self.finish(orjson.dumps(exc.to_json()))
+            return
+        if isinstance(exc, tornado.web.HTTPError) and exc.status_code == 405:
+            error = ApiError("method_not_allowed", f"{self.request.method} is not allowed here.")
+        elif status_code < 500:
+            error = ApiError("bad_request", self._reason)
+        else:
+            error = ApiError("internal_error", "Something went wrong on our side.")
+        self.finish(orjson.dumps(error.to_json()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, ApiError):
+            return  # an answer, not a fault
+        super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(ApiHandler):
+    requires_login = False
+
+    async def prepare(self) -> None:
+        raise NotFound("no_such_route", f"There is no {self.request.path}.")
+
+
+def int_id(value: str) -> int:
+    """A path id; the routes only match digits, this bounds them to a BIGINT."""
+    number = int(value)
+    if number > 2**62:
+        raise NotFound("not_found", "No such id.")
+    return number

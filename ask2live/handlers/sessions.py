@@ -1,0 +1,134 @@
+"""Sessions and reservations over REST: parse, call the schedule, answer."""
+
+from __future__ import annotations
+
+import base64
+
+from ..errors import BadRequest, Invalid
+from ..models import SESSION_STATUSES
+from ..schedule import DESCRIPTION_MAX, RESERVATION_TARGET_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
+from ..timeutil import iso
+from ..validation import Fields, query_int
+from .base import ApiHandler, int_id
+
+PAGE_DEFAULT = 20
+PAGE_MAX = 100
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = text.split(":", 1)
+        if kind != "o" or not value.isdigit():
+            raise ValueError
+        return int(value)
+    except ValueError:
+        raise BadRequest("invalid_cursor", "The cursor is not one this server gave out.") from None
+
+
+def page_params(handler: ApiHandler) -> tuple[int, int]:
+    limit = query_int(handler.get_query_argument("limit", None), "limit", default=PAGE_DEFAULT, minimum=1, maximum=PAGE_MAX)
+    cursor = handler.get_query_argument("cursor", None)
+    if cursor:
+        return limit, decode_cursor(cursor)
+    offset = query_int(handler.get_query_argument("offset", None), "offset", default=0, minimum=0, maximum=10**9)
+    return limit, offset
+
+
+def page(items: list, limit: int, offset: int) -> dict:
+    return {"items": items, "next_cursor": encode_cursor(offset + limit) if len(items) == limit else None}
+
+
+def session_fields(fields: Fields, *, partial: bool) -> dict:
+    values: dict = {}
+    required = not partial
+    if not partial or "title" in fields:
+        values["title"] = fields.text("title", max_length=TITLE_MAX, required=required)
+    if not partial or "description" in fields:
+        values["description"] = fields.text("description", max_length=DESCRIPTION_MAX, required=False,
+                                             allow_empty=True, default="")
+    if not partial or "starts_at" in fields:
+        values["starts_at"] = fields.time("starts_at", required=required)
+    if not partial or "tags" in fields:
+        values["tags"] = fields.string_list("tags", max_items=TAGS_MAX, max_length=TAG_MAX) or []
+    if not partial or "reservation_target" in fields:
+        values["reservation_target"] = fields.integer("reservation_target", minimum=1,
+                                                      maximum=RESERVATION_TARGET_MAX, required=False, nullable=True)
+    return values
+
+
+class SessionsHandler(ApiHandler):
+    async def get(self) -> None:
+        status = self.get_query_argument("status", None) or None
+        if status is not None and status not in SESSION_STATUSES:
+            raise Invalid("invalid_status", f"status is one of {', '.join(SESSION_STATUSES)}.")
+        host = self.get_query_argument("host", None)
+        host_id = query_int(host, "host", default=0, minimum=1, maximum=2**62) if host else None
+        query = (self.get_query_argument("q", "") or "").strip()[:TITLE_MAX] or None
+        limit, offset = page_params(self)
+        sessions = await self.services.schedule.list(status=status, host_id=host_id, query=query,
+                                                     limit=limit, offset=offset, viewer=self.user)
+        self.send(page([s.to_json() for s in sessions], limit, offset))
+
+    async def post(self) -> None:
+        values = session_fields(self.fields(), partial=False)
+        session = await self.services.schedule.create(
+            self.user, values["title"], values["description"], values["tags"], values["starts_at"],
+            values["reservation_target"],
+        )
+        self.send({"session": session.to_json()}, status=201)
+
+
+class SessionHandler(ApiHandler):
+    async def get(self, session_id: str) -> None:
+        session = await self.services.schedule.get(int_id(session_id), self.user)
+        self.send({"session": session.to_json()})
+
+    async def patch(self, session_id: str) -> None:
+        values = session_fields(self.fields(), partial=True)
+        session = await self.services.schedule.update(int_id(session_id), self.user, values)
+        self.send({"session": session.to_json()})
+
+    async def delete(self, session_id: str) -> None:
+        session = await self.services.schedule.cancel(int_id(session_id), self.user)
+        self.send({"session": session.to_json()})
+
+
+class SessionActionHandler(ApiHandler):
+    """POST /api/sessions/{id}/(start|end|confirm)."""
+
+    async def post(self, session_id: str, action: str) -> None:
+        schedule = self.services.schedule
+        sid = int_id(session_id)
+        if action == "start":
+            session = await schedule.start(sid, self.user)
+        elif action == "end":
+            session = await schedule.end(sid, self.user)
+        else:
+            starts_at = self.fields().time("starts_at", required=False)
+            session = await schedule.confirm(sid, self.user, starts_at)
+        self.send({"session": session.to_json()})
+
+
+class ReservationHandler(ApiHandler):
+    async def post(self, session_id: str) -> None:
+        session = await self.services.schedule.reserve(int_id(session_id), self.user)
+        self.send({"session": session.to_json()}, status=201)
+
+    async def delete(self, session_id: str) -> None:
+        session = await self.services.schedule.unreserve(int_id(session_id), self.user)
+        self.send({"session": session.to_json()})
+
+
+class ReservationsHandler(ApiHandler):
+    """The host's list of who reserved."""
+
+    async def get(self, session_id: str) -> None:
+        rows = await self.services.schedule.reservations(int_id(session_id), self.user)
+        self.send({"items": [{"user": user.to_json(), "reserved_at": iso(at)} for user, at in rows]})

@@ -1,0 +1,20 @@
+"""What the handlers depend on, built once in app.py and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .accounts import Accounts
+from .config import Config
+from .cuesheet import CueSheet
+from .schedule import Schedule
+from .store import Store
+
+
+@dataclass
+class Services:
+    config: Config
+    store: Store
+    accounts: Accounts
+    schedule: Schedule
+    cuesheet: CueSheet

@@ -1,0 +1,109 @@
+"""Reading fields out of a decoded JSON body: wrong shape is 400, wrong value is 422."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .errors import BadRequest, Invalid
+from .timeutil import parse_iso
+
+_MISSING = object()
+
+
+class Fields:
+    def __init__(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise BadRequest("invalid_body", "The request body must be a JSON object.")
+        self._body = body
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._body
+
+    def _get(self, name: str, required: bool) -> Any:
+        value = self._body.get(name, _MISSING)
+        if value is _MISSING and required:
+            raise BadRequest("missing_field", f"The field {name!r} is required.")
+        return value
+
+    def text(self, name: str, *, max_length: int, required: bool = True, allow_empty: bool = False,
+             default: str | None = None) -> str | None:
+        """A string, trimmed; its length counts characters (code points), as utf8mb4 does."""
+        value = self._get(name, required)
+        if value is _MISSING or (value is None and not required):
+            return default
+        if not isinstance(value, str):
+            raise BadRequest("invalid_field", f"The field {name!r} must be a string.")
+        value = value.strip()
+        if not value and not allow_empty:
+            raise Invalid("empty_field", f"The field {name!r} must not be empty.")
+        if len(value) > max_length:
+            raise Invalid("too_long", f"The field {name!r} is longer than {max_length} characters.")
+        if "\x00" in value:
+            raise Invalid("invalid_characters", f"The field {name!r} contains a NUL character.")
+        return value
+
+    def secret(self, name: str, *, min_length: int, max_length: int) -> str:
+        """A password: taken as typed, never trimmed."""
+        value = self._get(name, True)
+        if not isinstance(value, str):
+            raise BadRequest("invalid_field", f"The field {name!r} must be a string.")
+        if not min_length <= len(value) <= max_length:
+            raise Invalid("invalid_password", f"A password is {min_length} to {max_length} characters.")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name, False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            raise BadRequest("invalid_field", f"The field {name!r} must be true or false.")
+        return value
+
+    def integer(self, name: str, *, minimum: int, maximum: int, required: bool = True,
+                nullable: bool = False) -> int | None:
+        value = self._get(name, required)
+        if value is _MISSING or (value is None and nullable):
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BadRequest("invalid_field", f"The field {name!r} must be an integer.")
+        if not minimum <= value <= maximum:
+            raise Invalid("out_of_range", f"The field {name!r} must be between {minimum} and {maximum}.")
+        return value
+
+    def time(self, name: str, *, required: bool = True) -> datetime | None:
+        value = self._get(name, required)
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str):
+            raise BadRequest("invalid_field", f"The field {name!r} must be an ISO 8601 string.")
+        parsed = parse_iso(value)
+        if parsed is None:
+            raise Invalid("invalid_time", f"The field {name!r} must be an ISO 8601 time with a zone, "
+                          "e.g. 2026-12-01T19:00:00+09:00.")
+        return parsed
+
+    def string_list(self, name: str, *, max_items: int, max_length: int) -> list[str] | None:
+        value = self._get(name, False)
+        if value is _MISSING or value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BadRequest("invalid_field", f"The field {name!r} must be a list of strings.")
+        items = [v.strip() for v in value]
+        if len(items) > max_items:
+            raise Invalid("too_many", f"The field {name!r} holds at most {max_items} items.")
+        if any(not v or len(v) > max_length for v in items):
+            raise Invalid("invalid_item", f"Each item of {name!r} must be 1 to {max_length} characters.")
+        return list(dict.fromkeys(items))
+
+
+def query_int(value: str | None, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest("invalid_parameter", f"The parameter {name!r} must be an integer.") from None
+    if not minimum <= number <= maximum:
+        raise Invalid("out_of_range", f"The parameter {name!r} must be between {minimum} and {maximum}.")
+    return number
