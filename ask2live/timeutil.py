@@ -13,11 +13,11 @@ def parse_iso(text: str) -> datetime | None:
     """An ISO 8601 time that names its zone, as aware UTC; None if it is not one."""
     try:
         value = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        if value.tzinfo is None:
+            return None
+        return value.astimezone(timezone.utc)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: outside years 1-9999 in UTC
         return None
-    if value.tzinfo is None:
-        return None
-    return value.astimezone(timezone.utc)
 
 
 def from_db(value: object) -> datetime | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -94,6 +95,10 @@ class Fields:
             raise Invalid("too_many", f"The field {name!r} holds at most {max_items} items.")
         if any(not v or len(v) > max_length for v in items):
             raise Invalid("invalid_item", f"Each item of {name!r} must be 1 to {max_length} characters.")
+        # Control characters have no place in a label, and JSON spells each as six
+        # characters ("\u0001"), which would overflow the stored list on MySQL.
+        if any(unicodedata.category(c) == "Cc" for v in items for c in v):
+            raise Invalid("invalid_characters", f"An item of {name!r} contains a control character.")
         return list(dict.fromkeys(items))
 
 

@@ -13,6 +13,7 @@ from .base import ApiHandler, int_id
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
+OFFSET_MAX = 10**9
 
 
 def encode_cursor(offset: int) -> str:
@@ -25,7 +26,7 @@ def decode_cursor(cursor: str | None) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, value = text.split(":", 1)
-        if kind != "o" or not value.isdigit():
+        if kind != "o" or not value.isdigit() or int(value) > OFFSET_MAX:
             raise ValueError
         return int(value)
     except ValueError:
@@ -37,7 +38,7 @@ def page_params(handler: ApiHandler) -> tuple[int, int]:
     cursor = handler.get_query_argument("cursor", None)
     if cursor:
         return limit, decode_cursor(cursor)
-    offset = query_int(handler.get_query_argument("offset", None), "offset", default=0, minimum=0, maximum=10**9)
+    offset = query_int(handler.get_query_argument("offset", None), "offset", default=0, minimum=0, maximum=OFFSET_MAX)
     return limit, offset
 
 
@@ -49,7 +50,8 @@ def session_fields(fields: Fields, *, partial: bool) -> dict:
     values: dict = {}
     required = not partial
     if not partial or "title" in fields:
-        values["title"] = fields.text("title", max_length=TITLE_MAX, required=required)
+        # Required whenever read: a PATCH may leave the title out, but not null it.
+        values["title"] = fields.text("title", max_length=TITLE_MAX)
     if not partial or "description" in fields:
         values["description"] = fields.text("description", max_length=DESCRIPTION_MAX, required=False,
                                              allow_empty=True, default="")
