@@ -76,3 +76,16 @@ CREATE TABLE IF NOT EXISTS id_sequences (
     name VARCHAR(32) NOT NULL PRIMARY KEY,
     next_id BIGINT NOT NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- The live room's events (chat, live questions, votes, hands, voice, join/leave, ...),
+-- written behind in batches. (session_id, id_ms, id_seq) is the Redis stream id, so a
+-- batch that is retried after a fault inserts nothing twice.
+CREATE TABLE IF NOT EXISTS room_events (
+    session_id BIGINT NOT NULL,
+    id_ms BIGINT NOT NULL,
+    id_seq BIGINT NOT NULL,
+    type VARCHAR(32) NOT NULL,
+    body MEDIUMTEXT NOT NULL,
+    created_at DATETIME(3) NOT NULL,
+    PRIMARY KEY (session_id, id_ms, id_seq)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

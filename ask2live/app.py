@@ -2,56 +2,95 @@
 
 from __future__ import annotations
 
+import socket
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import tornado.web
 
 from .accounts import Accounts
+from .cache.memory import MemoryRoomLog
+from .cache.redis_log import RedisRoomLog
+from .cache.roomlog import RoomLog
 from .config import Config
 from .cuesheet import CueSheet
-from .handlers import accounts, meta, questions, sessions
+from .handlers import accounts, meta, questions, room, sessions, voice
 from .handlers.base import NotFoundHandler
+from .protocol import CHAT_MAX
+from .rooms import Rooms
 from .schedule import Schedule
 from .services import Services
-from .store import IdAllocator, open_store
+from .store import IdAllocator, Store, open_store
+from .voice import Voice
+from .writebehind import WriteBehind
+
+# Tornado sends no pings unless told to; without them a vanished peer (a phone that lost
+# its network) never triggers on_close and stays "present" for ever.
+WEBSOCKET_PING_INTERVAL = 20
+WEBSOCKET_PING_TIMEOUT = 30
+# The largest client frame: the longest chat line, all 4-byte characters, plus envelope.
+WEBSOCKET_MAX_MESSAGE = CHAT_MAX * 4 + 1024
 
 
 def routes(services: Services) -> list:
     deps = {"services": services}
+    session = r"/api/sessions/([0-9]{1,19})"
     return [
         (r"/api/users", accounts.UsersHandler, deps),
         (r"/api/login", accounts.LoginHandler, deps),
         (r"/api/logout", accounts.LogoutHandler, deps),
         (r"/api/me", accounts.MeHandler, deps),
         (r"/api/sessions", sessions.SessionsHandler, deps),
-        (r"/api/sessions/([0-9]{1,19})", sessions.SessionHandler, deps),
-        (r"/api/sessions/([0-9]{1,19})/(start|end|confirm)", sessions.SessionActionHandler, deps),
-        (r"/api/sessions/([0-9]{1,19})/reservation", sessions.ReservationHandler, deps),
-        (r"/api/sessions/([0-9]{1,19})/reservations", sessions.ReservationsHandler, deps),
-        (r"/api/sessions/([0-9]{1,19})/questions", questions.SessionQuestionsHandler, deps),
+        (session, sessions.SessionHandler, deps),
+        (session + r"/(start|end|confirm)", sessions.SessionActionHandler, deps),
+        (session + r"/reservation", sessions.ReservationHandler, deps),
+        (session + r"/reservations", sessions.ReservationsHandler, deps),
+        (session + r"/questions", questions.SessionQuestionsHandler, deps),
+        (session + r"/voice/token", voice.VoiceTokenHandler, deps),
         (r"/api/questions/([0-9]{1,19})", questions.QuestionHandler, deps),
         (r"/api/questions/([0-9]{1,19})/vote", questions.VoteHandler, deps),
         (r"/api/questions/([0-9]{1,19})/(answer|pin|hide)", questions.ModerationHandler, deps),
         (r"/api/openapi.json", meta.OpenApiHandler, deps),
         (r"/healthz", meta.HealthHandler, deps),
+        (r"/ws/sessions/([0-9]{1,19})", room.RoomSocket, deps),
     ]
+
+
+def make_room_log(config: Config, store: Store) -> RoomLog:
+    if config.redis_url:
+        consumer = f"{socket.gethostname()}:{config.port}"
+        return RedisRoomLog(config.redis_url, store, prefix=config.redis_prefix, consumer=consumer)
+    return MemoryRoomLog(store)
 
 
 @asynccontextmanager
 async def running_services(config: Config) -> AsyncIterator[Services]:
-    """Open the store and build every service; close them on the way out."""
+    """Open the store and the room log, build every service; close them on the way out."""
     store = await open_store(config.mysql_url, config.data_dir)
     try:
         schedule = Schedule(store)
+        cuesheet = CueSheet(store, schedule, IdAllocator(store, "questions"))
+        voice_service = Voice(config.agora_app_id, config.agora_app_certificate)
+        room_log = make_room_log(config, store)
+        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service)
+        write_behind = WriteBehind(room_log, store)
         services = Services(
             config=config,
             store=store,
             accounts=Accounts(store, config.secret, config.token_ttl, config.scrypt_n),
             schedule=schedule,
-            cuesheet=CueSheet(store, schedule, IdAllocator(store, "questions")),
+            cuesheet=cuesheet,
+            voice=voice_service,
+            rooms=rooms,
+            write_behind=write_behind,
         )
-        yield services
+        await rooms.start()
+        write_behind.start()
+        try:
+            yield services
+        finally:
+            await write_behind.close()
+            await rooms.close()
     finally:
         await store.close()
 
@@ -61,4 +100,7 @@ def make_app(services: Services) -> tornado.web.Application:
         routes(services),
         default_handler_class=NotFoundHandler,
         default_handler_args={"services": services},
+        websocket_ping_interval=WEBSOCKET_PING_INTERVAL,
+        websocket_ping_timeout=WEBSOCKET_PING_TIMEOUT,
+        websocket_max_message_size=WEBSOCKET_MAX_MESSAGE,
     )

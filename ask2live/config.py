@@ -33,6 +33,8 @@ class Config:
     mysql_url: str | None = None
     # None: the in-process room log (one process only).
     redis_url: str | None = None
+    # Every Redis key starts with this; two deployments (or test runs) can share a Redis.
+    redis_prefix: str = "ask2live"
     secret: bytes = b""
     agora_app_id: str | None = None
     agora_app_certificate: str | None = None
@@ -68,6 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="mysql://user:pass@host:3306/db; unset: embedded SQLite ($ASK2LIVE_MYSQL_URL)")
     parser.add_argument("--redis-url", default=env_default("REDIS_URL"),
                         help="redis://host:6379/0; unset: in-process room log ($ASK2LIVE_REDIS_URL)")
+    parser.add_argument("--redis-prefix", default=env_default("REDIS_PREFIX", "ask2live"),
+                        help="prefix of every Redis key ($ASK2LIVE_REDIS_PREFIX)")
     parser.add_argument("--secret", default=env_default("SECRET"),
                         help="token signing secret; unset: generated into the data dir ($ASK2LIVE_SECRET)")
     parser.add_argument("--agora-app-id", default=env_default("AGORA_APP_ID"))
@@ -89,6 +93,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         data_dir=data_dir,
         mysql_url=args.mysql_url or None,
         redis_url=args.redis_url or None,
+        redis_prefix=args.redis_prefix,
         secret=secret,
         agora_app_id=args.agora_app_id or None,
         agora_app_certificate=args.agora_app_certificate or None,

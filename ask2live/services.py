@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from .accounts import Accounts
 from .config import Config
 from .cuesheet import CueSheet
+from .rooms import Rooms
 from .schedule import Schedule
 from .store import Store
+from .voice import Voice
+from .writebehind import WriteBehind
 
 
 @dataclass
@@ -18,3 +21,6 @@ class Services:
     accounts: Accounts
     schedule: Schedule
     cuesheet: CueSheet
+    voice: Voice
+    rooms: Rooms
+    write_behind: WriteBehind

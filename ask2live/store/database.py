@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
+from ..cache.roomlog import Event
 from ..models import Question, Session, User
 from ..timeutil import from_db
 from .engines import Engine, Transaction, db_time
@@ -432,9 +433,14 @@ class Store:
         return await self.interaction("delete_question", fn)
 
     async def vote(self, question_id: int, user_id: int, now: datetime) -> int | None:
-        """Add a vote; the new count, or None if this user had already voted."""
+        """Add a vote; the new count, or None if this user had already voted, or 0 (and
+        nothing written) if the question no longer exists."""
 
         async def fn(txn: Transaction) -> int | None:
+            # Lock the question row first, as delete_question does: a vote racing a delete
+            # must not leave a vote row behind for a question that is gone.
+            if not await txn.execute("UPDATE questions SET votes = votes WHERE id = ?", question_id):
+                return 0
             inserted = await txn.execute(
                 f"{self.engine.insert_ignore} INTO question_votes (question_id, user_id, created_at) VALUES (?, ?, ?)",
                 question_id, user_id, db_time(now),
@@ -480,20 +486,32 @@ class Store:
 
         await self.interaction("set_answered", fn)
 
-    async def set_pinned(self, session_id: int, question_id: int, pinned: bool) -> None:
+    async def set_pinned(self, session_id: int, question_id: int, pinned: bool) -> bool:
         """Pin a question as "now answering". The pin lives on the session row, so at most
-        one question per session is pinned however many hosts' clicks race."""
+        one question per session is pinned however many hosts' clicks race. False if the
+        question is no longer pinnable (gone, hidden or answered)."""
 
-        async def fn(txn: Transaction) -> None:
+        async def fn(txn: Transaction) -> bool:
             if pinned:
+                # Lock the question row first, as set_hidden, set_answered and delete_question
+                # do, and re-check it there: a hide, answer or delete racing the pin then
+                # either runs after it (and unpins) or makes it fail, never leaves it pinned.
+                pinnable = await txn.execute(
+                    "UPDATE questions SET hidden = hidden WHERE id = ? AND session_id = ? AND hidden = 0"
+                    " AND answered_at IS NULL",
+                    question_id, session_id,
+                )
+                if not pinnable:
+                    return False
                 await txn.execute("UPDATE sessions SET pinned_question_id = ? WHERE id = ?", question_id, session_id)
             else:
                 await txn.execute(
                     "UPDATE sessions SET pinned_question_id = NULL WHERE id = ? AND pinned_question_id = ?",
                     session_id, question_id,
                 )
+            return True
 
-        await self.interaction("set_pinned", fn)
+        return await self.interaction("set_pinned", fn)
 
     async def set_hidden(self, question_id: int, hidden: bool, now: datetime) -> None:
         async def fn(txn: Transaction) -> None:
@@ -506,3 +524,66 @@ class Store:
                 )
 
         await self.interaction("set_hidden", fn)
+
+    # ------------------------------------------------------------------ room events
+
+    async def insert_events(self, events: list[Event], now: datetime) -> int:
+        """One multi-row INSERT for a whole batch; ids already stored are skipped, so a
+        retried batch never duplicates. Returns how many rows were new."""
+        if not events:
+            return 0
+        rows = []
+        for event in events:
+            ms, seq = event.key
+            rows.append((event.session_id, ms, seq, event.type, event.body.decode(), db_time(now)))
+        placeholders = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(rows))
+        args = [value for row in rows for value in row]
+
+        async def fn(txn: Transaction) -> int:
+            return await txn.execute(
+                f"{self.engine.insert_ignore} INTO room_events (session_id, id_ms, id_seq, type, body, created_at)"
+                f" VALUES {placeholders}",
+                *args,
+            )
+
+        return await self.interaction("insert_events", fn)
+
+    async def events_after(self, session_id: int, since: tuple[int, int], limit: int,
+                           before: tuple[int, int] | None = None) -> list[Event]:
+        """Catch-up: events after ``since`` (and before ``before``), oldest first."""
+        upper = " AND (id_ms, id_seq) < (?, ?)" if before else ""
+
+        async def fn(txn: Transaction) -> list[dict]:
+            return await txn.fetchall(
+                "SELECT session_id, id_ms, id_seq, type, body FROM room_events"
+                f" WHERE session_id = ? AND (id_ms, id_seq) > (?, ?){upper}"
+                " ORDER BY id_ms, id_seq LIMIT ?",
+                session_id, *since, *(before or ()), limit,
+            )
+
+        return [_event(r) for r in await self.interaction("events_after", fn)]
+
+    async def recent_events(self, session_id: int, limit: int) -> list[Event]:
+        """The room's last ``limit`` events, oldest first (history when the log lost them)."""
+
+        async def fn(txn: Transaction) -> list[dict]:
+            return await txn.fetchall(
+                "SELECT session_id, id_ms, id_seq, type, body FROM room_events WHERE session_id = ?"
+                " ORDER BY id_ms DESC, id_seq DESC LIMIT ?",
+                session_id, limit,
+            )
+
+        return [_event(r) for r in reversed(await self.interaction("recent_events", fn))]
+
+    async def count_events(self, session_id: int) -> int:
+        async def fn(txn: Transaction) -> int:
+            row = await txn.fetchone("SELECT COUNT(*) AS n FROM room_events WHERE session_id = ?", session_id)
+            return int(row["n"])
+
+        return await self.interaction("count_events", fn)
+
+
+def _event(row: dict[str, Any]) -> Event:
+    body = row["body"]
+    return Event(f"{row['id_ms']}-{row['id_seq']}", int(row["session_id"]), row["type"],
+                 body.encode() if isinstance(body, str) else bytes(body))

@@ -71,3 +71,13 @@ CREATE TABLE IF NOT EXISTS id_sequences (
     name TEXT NOT NULL PRIMARY KEY,
     next_id INTEGER NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS room_events (
+    session_id INTEGER NOT NULL,
+    id_ms INTEGER NOT NULL,
+    id_seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at DATETIME NOT NULL,
+    PRIMARY KEY (session_id, id_ms, id_seq)
+);

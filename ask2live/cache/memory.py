@@ -1,0 +1,137 @@
+"""The in-process room log: the embedded default, for one server process.
+
+Same ids, resume and presence semantics as the Redis log. Events wait in ``_unflushed``
+until the write-behind commits them; the log keeps the last ``HISTORY_KEEP`` events
+per room and reads older ones (and everything after a restart) from the cold store.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from ..store import Store
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, parse_event_id
+
+
+class MemoryRoomLog(RoomLog):
+    name = "memory"
+
+    def __init__(self, store: Store, history_keep: int = HISTORY_KEEP) -> None:
+        self._store = store
+        self._history_keep = history_keep
+        self._rooms: dict[int, deque[Event]] = {}
+        self._last: dict[int, tuple[int, int]] = {}
+        self._loaded: set[int] = set()
+        self._unflushed: dict[tuple[int, str], Event] = {}
+        self._presence: dict[int, dict[str, bytes]] = {}
+        self._groups: dict[tuple[int, str], set[int]] = {}
+        self._watched: set[int] = set()
+        self._deliver: Deliver | None = None
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+
+    async def close(self) -> None:
+        self._deliver = None
+
+    def watch(self, session_id: int, after: str | None) -> None:
+        self._watched.add(session_id)
+
+    def unwatch(self, session_id: int) -> None:
+        self._watched.discard(session_id)
+
+    async def _load(self, session_id: int) -> deque[Event]:
+        """The room's recent events, warmed from the cold store the first time."""
+        room = self._rooms.get(session_id)
+        if room is None:
+            room = deque(maxlen=self._history_keep)
+            recent = await self._store.recent_events(session_id, self._history_keep)
+            # Another coroutine may have created the room while we read.
+            if session_id in self._rooms:
+                return self._rooms[session_id]
+            room.extend(recent)
+            self._rooms[session_id] = room
+            if recent:
+                self._last[session_id] = recent[-1].key
+        return room
+
+    def _next_id(self, session_id: int) -> str:
+        """Redis's rule: the current millisecond, or the last id's sequence plus one."""
+        now_ms = int(time.time() * 1000)
+        last_ms, last_seq = self._last.get(session_id, (0, -1))
+        key = (now_ms, 0) if now_ms > last_ms else (last_ms, last_seq + 1)
+        self._last[session_id] = key
+        return f"{key[0]}-{key[1]}"
+
+    async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
+        room = await self._load(session_id)
+        event = Event(self._next_id(session_id), session_id, event_type, body)
+        room.append(event)
+        self._unflushed[(session_id, event.id)] = event
+        if self._deliver is not None and session_id in self._watched:
+            self._deliver(session_id, [event])
+        return event
+
+    async def read(self, session_id: int, since: str | None, limit: int = REPLAY_MAX) -> Catchup:
+        room = await self._load(session_id)
+        if since is None:
+            return Catchup(list(room)[-limit:], True)
+        since_key = parse_event_id(since)
+        last = self._last.get(session_id)
+        if last is not None and since_key > last:
+            return Catchup([], False)  # a position this room never reached
+        held = [e for e in room if e.key > since_key]
+        oldest_held = room[0].key if room else None
+        cold: list[Event] = []
+        if oldest_held is None or since_key < oldest_held:
+            # The log does not reach back to ``since``: the gap is in the cold store, or
+            # still waiting for it (an event can leave the deque before its flush).
+            stored = await self._store.events_after(session_id, since_key, limit + 1, before=oldest_held)
+            waiting = [e for (sid, _), e in self._unflushed.items()
+                       if sid == session_id and since_key < e.key and (oldest_held is None or e.key < oldest_held)]
+            cold = sorted({e.id: e for e in stored + waiting}.values(), key=lambda e: e.key)
+        events = cold + held
+        if len(events) > limit:
+            return Catchup(events[:limit], False)
+        return Catchup(events, True)
+
+    async def last_id(self, session_id: int) -> str | None:
+        await self._load(session_id)
+        last = self._last.get(session_id)
+        return f"{last[0]}-{last[1]}" if last else None
+
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> None:
+        self._presence.setdefault(session_id, {})[member] = info
+
+    async def presence_remove(self, session_id: int, member: str) -> bool:
+        return self._presence.get(session_id, {}).pop(member, None) is not None
+
+    async def presence(self, session_id: int) -> dict[str, bytes]:
+        return dict(self._presence.get(session_id, {}))
+
+    async def presence_expired(self, session_id: int) -> list[str]:
+        return []  # one process: its members leave when their sockets close
+
+    async def presence_refresh(self, session_id: int, members: list[str]) -> None:
+        pass
+
+    async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
+        members = self._groups.setdefault((session_id, group), set())
+        if present == (user_id in members):
+            return False
+        (members.add if present else members.discard)(user_id)
+        return True
+
+    async def members(self, session_id: int, group: str) -> set[int]:
+        return set(self._groups.get((session_id, group), set()))
+
+    async def take_unflushed(self, max_events: int) -> list[Event]:
+        return list(self._unflushed.values())[:max_events]
+
+    async def mark_flushed(self, events: list[Event]) -> None:
+        for event in events:
+            self._unflushed.pop((event.session_id, event.id), None)
+
+    async def backlog(self) -> int:
+        return len(self._unflushed)

@@ -1,0 +1,579 @@
+"""The Redis Streams room log: shared by every server process of a deployment.
+
+Per room, all keys share the hash tag ``{room:<id>}`` (so the room's scripts run on one
+Redis Cluster slot):
+
+- ``…:log``       the stream; its ids are the events' ids. Consumer group ``coldstore``
+                  feeds the write-behind (XREADGROUP, XACK; XAUTOCLAIM takes over what a
+                  dead process had read but not flushed).
+- ``…:epoch``     when this stream was (re)created; a missing or new epoch means Redis
+                  lost the room (restart without persistence, eviction) and it was
+                  re-warmed from the cold store.
+- ``…:presence``  sorted set: connection → expiry (ms); ``…:members`` hash: connection → info.
+- ``…:speakers``, ``…:hands``  sets of user ids.
+
+Durability: an event is acknowledged to its sender after XADD. Until the cold store has
+it, it is in the stream (the group's pending list or not yet read) *and* in the appending
+process's own buffer; the buffer lets go of an event once the group's persisted watermark
+passes it. So a process killed (the stream keeps it, another process claims it) or a
+Redis wiped (the appender still has it, and writes it itself) loses nothing; only both
+at once can lose the unflushed tail (Redis AOF with appendfsync everysec closes that to
+about a second).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from ..store import Store
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, parse_event_id
+
+log = logging.getLogger(__name__)
+
+GROUP = "coldstore"
+
+# A hard memory guard on XADD (approximate, so Redis trims whole nodes cheaply). In
+# normal running the write-behind trims far below this, and only what is persisted;
+# this bound only bites if the cold store is down for ~100k events in one room, and
+# then the appending processes still hold those events in their own buffers.
+STREAM_MAXLEN = 100_000
+
+# The reader's XREAD BLOCK. Its connection has a longer socket timeout (redis-py's
+# default would cut a blocking read), and a per-process wake stream interrupts it when
+# the set of watched rooms changes, so this only bounds an idle loop.
+READ_BLOCK_MS = 5_000
+READ_SOCKET_TIMEOUT = READ_BLOCK_MS / 1000 + 10
+READ_COUNT = 1_000
+
+# An entry read by a consumer and still unacknowledged after this long belongs to a
+# process that died (a live one flushes in ~100 ms, or retries while MySQL is down and
+# then the claim is harmless: inserts are idempotent).
+CLAIM_IDLE_MS = 10_000
+CLAIM_INTERVAL = 2.0
+
+# How often each process asks which of its own buffered events the group has persisted,
+# checks the room's epoch (a wiped Redis), and trims persisted events off the streams.
+WATERMARK_INTERVAL = 1.0
+
+# After a room's stream is re-created, processes may still be writing the events that
+# Redis lost from their own buffers into the cold store; a resume reaching back across
+# that point is not claimed complete until this much time has passed.
+SETTLE_MS = 10_000
+
+# Presence: each process refreshes its connections' expiry every PRESENCE_TTL / 3, so
+# the members of a crashed process disappear within PRESENCE_TTL.
+PRESENCE_TTL_MS = 30_000
+# Room keys other than the stream expire a day after their last write.
+ROOM_KEY_TTL_S = 86_400
+
+# Appends an event; refuses (nil) when the stream does not exist, so that only WARM
+# creates a stream (a re-created stream must first be warmed from the cold store).
+# Returns the new id and the entries after ARGV[2] up to it, for in-order local delivery.
+APPEND_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'e', ARGV[4])
+if ARGV[2] == '' then return {id, {}} end
+return {id, redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], id, 'COUNT', ARGV[5])}
+"""
+
+# Creates a room's stream from events already in the cold store (they are not read by
+# the group again: it starts at '$'), and sets the epoch. No-op if the stream exists.
+WARM_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('GET', KEYS[2]) or '' end
+for i = 2, #ARGV, 3 do
+  redis.call('XADD', KEYS[1], ARGV[i], 't', ARGV[i + 1], 'e', ARGV[i + 2])
+end
+redis.call('XGROUP', 'CREATE', KEYS[1], 'coldstore', '$', 'MKSTREAM')
+redis.call('SET', KEYS[2], ARGV[1])
+return ARGV[1]
+"""
+
+# Trims what the group has persisted, keeping the last ARGV[1] entries for history.
+# Persisted: at or before the group's last-delivered id and before the oldest pending.
+TRIM_SCRIPT = """
+local function before(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local keep = tonumber(ARGV[1])
+if redis.call('XLEN', KEYS[1]) <= keep then return 0 end
+local delivered = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, last = nil, nil
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] end
+    if g[i] == 'last-delivered-id' then last = g[i + 1] end
+  end
+  if name == 'coldstore' then delivered = last end
+end
+if delivered == nil then return 0 end
+local bound = delivered
+local pending = redis.call('XPENDING', KEYS[1], 'coldstore')
+if pending[1] > 0 and before(pending[2], bound) then bound = pending[2] end
+local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', keep)
+local keep_from = tail[#tail][1]
+if before(keep_from, bound) then bound = keep_from end
+return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+"""
+
+# Removes a member once: the caller that removes it tells the room it left.
+PRESENCE_REMOVE_SCRIPT = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _key_lt(a: str, b: str) -> bool:
+    return parse_event_id(a) < parse_event_id(b)
+
+
+class RedisRoomLog(RoomLog):
+    name = "redis"
+
+    def __init__(self, url: str, store: Store, prefix: str = "ask2live",
+                 history_keep: int = HISTORY_KEEP, consumer: str | None = None) -> None:
+        self._url = url
+        self._store = store
+        self._prefix = prefix
+        self._history_keep = history_keep
+        # A stable name (host:port) lets a restarted process find its own pending entries.
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self._redis: aioredis.Redis | None = None
+        self._reader_redis: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._deliver: Deliver | None = None
+        self._watched: dict[int, str] = {}  # room → last delivered id
+        self._epochs: dict[int, str] = {}  # room → epoch this process last saw
+        # Events this process appended that the cold store may not have yet:
+        # (room, id) → (event, the room's epoch when appended).
+        self._own: dict[tuple[int, str], tuple[Event, str]] = {}
+        # Own events whose stream was lost (Redis wiped): this process writes them itself.
+        self._orphans: dict[tuple[int, str], Event] = {}
+        # Rooms whose pending list this consumer has re-read (XREADGROUP id 0) since start.
+        self._pending_done: set[int] = set()
+        self._known_rooms: set[int] = set()
+        self._tasks: list[asyncio.Task] = []
+        self._wake_key = f"{prefix}:wake:{self.consumer}"
+        self._last_claim = 0.0
+        self.connected = True
+
+    # ------------------------------------------------------------------ keys
+
+    def _key(self, session_id: int, what: str) -> str:
+        return f"{self._prefix}:{{room:{session_id}}}:{what}"
+
+    @property
+    def _rooms_key(self) -> str:
+        return f"{self._prefix}:rooms"
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        assert self._redis is not None
+        return self._redis
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._redis = aioredis.from_url(self._url, decode_responses=False, health_check_interval=10,
+                                        retry_on_timeout=True)
+        self._reader_redis = aioredis.from_url(self._url, decode_responses=False,
+                                               socket_timeout=READ_SOCKET_TIMEOUT)
+        self._scripts = {
+            "append": self.redis.register_script(APPEND_SCRIPT),
+            "warm": self.redis.register_script(WARM_SCRIPT),
+            "trim": self.redis.register_script(TRIM_SCRIPT),
+            "presence_remove": self.redis.register_script(PRESENCE_REMOVE_SCRIPT),
+        }
+        await self.redis.ping()
+        self._tasks = [
+            asyncio.create_task(self._read_loop(), name="roomlog-reader"),
+            asyncio.create_task(self._watermark_loop(), name="roomlog-watermark"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        try:
+            await self.redis.delete(self._wake_key)
+        except RedisError:
+            pass
+        for client in (self._redis, self._reader_redis):
+            if client is not None:
+                await client.aclose()
+
+    # ------------------------------------------------------------------ warm / epoch
+
+    async def _warm(self, session_id: int) -> str:
+        """Create the room's stream from the cold store if it is missing; the epoch."""
+        recent = await self._store.recent_events(session_id, self._history_keep)
+        args: list[Any] = [str(int(time.time() * 1000))]
+        for event in recent:
+            args += [event.id, event.type, event.body]
+        epoch = _text(await self._scripts["warm"](keys=[self._key(session_id, "log"), self._key(session_id, "epoch")],
+                                                 args=args))
+        await self.redis.sadd(self._rooms_key, session_id)
+        self._known_rooms.add(session_id)
+        self._note_epoch(session_id, epoch)
+        return epoch
+
+    def _note_epoch(self, session_id: int, epoch: str) -> None:
+        """Remember the room's epoch; if it changed, Redis lost the room, and the events this
+        process appended under the old epoch are written to the cold store from here."""
+        previous = self._epochs.get(session_id)
+        self._epochs[session_id] = epoch
+        if previous is None or previous == epoch:
+            return
+        lost = [(k, ev) for k, (ev, ep) in self._own.items() if k[0] == session_id and ep != epoch]
+        if lost:
+            log.warning("room %s: Redis lost its stream; writing %d own events to the cold store directly",
+                        session_id, len(lost))
+        for k, ev in lost:
+            del self._own[k]
+            self._orphans[k] = ev
+        self._pending_done.discard(session_id)
+
+    # ------------------------------------------------------------------ watch / deliver
+
+    def watch(self, session_id: int, after: str | None) -> None:
+        if session_id not in self._watched:
+            self._watched[session_id] = after or "0-0"
+            self._wake()
+
+    def unwatch(self, session_id: int) -> None:
+        if self._watched.pop(session_id, None) is not None:
+            self._wake()
+
+    def _wake(self) -> None:
+        if self._redis is not None:
+            asyncio.get_running_loop().create_task(self._send_wake())
+
+    async def _send_wake(self) -> None:
+        try:
+            await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=10, approximate=False)
+            await self.redis.expire(self._wake_key, 3600)
+        except RedisError:
+            pass
+
+    def _deliver_entries(self, session_id: int, entries: list) -> None:
+        """Deliver a contiguous run of stream entries, skipping what was delivered already.
+        Every run starts at or before the room's last delivered id (it was read after it),
+        so skipping keeps each room's delivery gap-free, in order and without repeats."""
+        last = self._watched.get(session_id)
+        if last is None or self._deliver is None:
+            return
+        last_key = parse_event_id(last)
+        events = []
+        for entry_id, fields in entries:
+            event = self._event(session_id, entry_id, fields)
+            if event is not None and event.key > last_key:
+                events.append(event)
+                last_key = event.key
+        if events:
+            self._watched[session_id] = events[-1].id
+            self._deliver(session_id, events)
+
+    @staticmethod
+    def _event(session_id: int, entry_id: Any, fields: Any) -> Event | None:
+        if not fields:  # an entry trimmed away while pending
+            return None
+        if isinstance(fields, list):
+            fields = dict(zip(fields[::2], fields[1::2]))
+        return Event(_text(entry_id), session_id, _text(fields[b"t"]), bytes(fields[b"e"]))
+
+    async def _read_loop(self) -> None:
+        """Other processes' events: one blocking XREAD over every watched room."""
+        assert self._reader_redis is not None
+        wake_last = "$"
+        while True:
+            try:
+                streams = {self._wake_key: wake_last}
+                rooms = {self._key(sid, "log"): sid for sid in self._watched}
+                for key, sid in rooms.items():
+                    streams[key] = self._watched[sid]
+                reply = await self._reader_redis.xread(streams, count=READ_COUNT, block=READ_BLOCK_MS)
+                for key, entries in reply or []:
+                    key = _text(key)
+                    if key == self._wake_key:
+                        wake_last = _text(entries[-1][0])
+                    elif key in rooms:
+                        self._deliver_entries(rooms[key], entries)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down or restarting: keep trying
+                log.warning("room log reader: %s", exc)
+                wake_last = "$"
+                await asyncio.sleep(0.5)
+
+    # ------------------------------------------------------------------ append / read
+
+    async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
+        stream = self._key(session_id, "log")
+        after = self._watched.get(session_id, "")
+        for _ in range(3):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                self._scripts["append"](keys=[stream], args=[STREAM_MAXLEN, after, event_type, body, READ_COUNT],
+                                        client=pipe)
+                if session_id not in self._known_rooms:
+                    pipe.sadd(self._rooms_key, session_id)
+                reply = (await pipe.execute())[0]
+            if reply is None:  # the stream is missing: warm it from the cold store first
+                await self._warm(session_id)
+                after = self._watched.get(session_id, "")
+                continue
+            self._known_rooms.add(session_id)
+            event = Event(_text(reply[0]), session_id, event_type, body)
+            epoch = self._epochs.get(session_id)
+            if epoch is None:
+                epoch = _text(await self.redis.get(self._key(session_id, "epoch")) or b"")
+                self._note_epoch(session_id, epoch)
+            self._own[(session_id, event.id)] = (event, epoch)
+            if reply[1]:
+                self._deliver_entries(session_id, reply[1])
+            return event
+        raise RedisError(f"could not create the stream of room {session_id}")
+
+    async def _stream_state(self, session_id: int) -> tuple[bool, str, str | None]:
+        """(exists, epoch, first id) of the room's stream, warming it if it is missing."""
+        stream, epoch_key = self._key(session_id, "log"), self._key(session_id, "epoch")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(stream)
+            pipe.get(epoch_key)
+            pipe.xrange(stream, "-", "+", count=1)
+            exists, epoch, first = await pipe.execute()
+        if not exists:
+            await self._warm(session_id)
+            return await self._stream_state(session_id)
+        epoch = _text(epoch or b"0")
+        self._note_epoch(session_id, epoch)
+        return True, epoch, _text(first[0][0]) if first else None
+
+    async def read(self, session_id: int, since: str | None, limit: int = REPLAY_MAX) -> Catchup:
+        _, epoch, first = await self._stream_state(session_id)
+        stream = self._key(session_id, "log")
+        if since is None:
+            entries = await self.redis.xrevrange(stream, "+", "-", count=limit)
+            events = [e for e in (self._event(session_id, i, f) for i, f in reversed(entries)) if e]
+            return Catchup(events, True)
+        since_key = parse_event_id(since)
+        # Entries from the epoch on are genuine appends to this stream, contiguous from
+        # its first entry on (trimming only takes persisted ones off the front).
+        boundary = f"{epoch.split('-')[0]}-0"
+        lower = first if first and _key_lt(boundary, first) else boundary
+        cold: list[Event] = []
+        if since_key < parse_event_id(lower):
+            stored = await self._store.events_after(session_id, since_key, limit + 1, before=parse_event_id(lower))
+            mine = [ev for (sid, _), (ev, _) in self._own.items()
+                    if sid == session_id and since_key < ev.key < parse_event_id(lower)]
+            mine += [ev for (sid, _), ev in self._orphans.items()
+                     if sid == session_id and since_key < ev.key < parse_event_id(lower)]
+            cold = sorted({e.id: e for e in stored + mine}.values(), key=lambda e: e.key)
+        start = since if since_key >= parse_event_id(lower) else lower
+        exclusive = "(" + start if start == since else start
+        entries = await self.redis.xrange(stream, exclusive, "+", count=limit + 1)
+        events = cold + [e for e in (self._event(session_id, i, f) for i, f in entries) if e and e.key > since_key]
+        complete = True
+        if len(events) > limit:
+            events, complete = events[:limit], False
+        epoch_ms = int(epoch.split("-")[0])
+        if since_key < (epoch_ms, 0) and time.time() * 1000 - epoch_ms < SETTLE_MS:
+            complete = False  # Redis lost this room moments ago; the cold store may still be catching up
+        last = await self.last_id(session_id)
+        if last is not None and since_key > parse_event_id(last):
+            complete = False  # a position past the end: not one this log handed out
+        return Catchup(events, complete)
+
+    async def last_id(self, session_id: int) -> str | None:
+        entries = await self.redis.xrevrange(self._key(session_id, "log"), "+", "-", count=1)
+        return _text(entries[0][0]) if entries else None
+
+    # ------------------------------------------------------------------ presence
+
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> None:
+        zset, members = self._key(session_id, "presence"), self._key(session_id, "members")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(zset, {member: int(time.time() * 1000) + PRESENCE_TTL_MS})
+            pipe.hset(members, member, info)
+            pipe.expire(zset, ROOM_KEY_TTL_S)
+            pipe.expire(members, ROOM_KEY_TTL_S)
+            await pipe.execute()
+
+    async def presence_remove(self, session_id: int, member: str) -> bool:
+        keys = [self._key(session_id, "presence"), self._key(session_id, "members")]
+        return bool(await self._scripts["presence_remove"](keys=keys, args=[member]))
+
+    async def presence(self, session_id: int) -> dict[str, bytes]:
+        now_ms = int(time.time() * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrangebyscore(self._key(session_id, "presence"), now_ms, "+inf")
+            pipe.hgetall(self._key(session_id, "members"))
+            alive, info = await pipe.execute()
+        return {_text(m): info[m] for m in alive if m in info}
+
+    async def presence_expired(self, session_id: int) -> list[str]:
+        now_ms = int(time.time() * 1000)
+        stale = await self.redis.zrangebyscore(self._key(session_id, "presence"), "-inf", now_ms)
+        removed = []
+        for member in stale:
+            if await self.presence_remove(session_id, _text(member)):
+                removed.append(_text(member))
+        return removed
+
+    async def presence_refresh(self, session_id: int, members: list[str]) -> None:
+        if not members:
+            return
+        expiry = int(time.time() * 1000) + PRESENCE_TTL_MS
+        await self.redis.zadd(self._key(session_id, "presence"), {m: expiry for m in members}, xx=True)
+
+    # ------------------------------------------------------------------ speakers / hands
+
+    async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
+        key = self._key(session_id, group)
+        if present:
+            changed = await self.redis.sadd(key, user_id)
+            await self.redis.expire(key, ROOM_KEY_TTL_S)
+        else:
+            changed = await self.redis.srem(key, user_id)
+        return bool(changed)
+
+    async def members(self, session_id: int, group: str) -> set[int]:
+        return {int(m) for m in await self.redis.smembers(self._key(session_id, group))}
+
+    # ------------------------------------------------------------------ write-behind source
+
+    async def take_unflushed(self, max_events: int) -> list[Event]:
+        batch: list[Event] = list(self._orphans.values())[:max_events]
+        room_ids = [int(r) for r in await self.redis.smembers(self._rooms_key)]
+        if not room_ids or len(batch) >= max_events:
+            return batch
+        # This consumer's own pending entries first (after a wipe or on a retry), then new ones.
+        streams = {self._key(sid, "log"): ">" if sid in self._pending_done else "0" for sid in room_ids}
+        count = max_events - len(batch)
+        try:
+            reply = await self.redis.xreadgroup(GROUP, self.consumer, streams, count=count)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # A stream the set names is gone (Redis lost it, or it expired): warm those back.
+            for sid in room_ids:
+                if not await self.redis.exists(self._key(sid, "log")):
+                    await self.redis.srem(self._rooms_key, sid)
+            return batch
+        returned = {}
+        for key, entries in reply or []:
+            sid = int(_text(key).split("{room:")[1].split("}")[0])
+            returned[sid] = len(entries)
+            batch += [e for e in (self._event(sid, i, f) for i, f in entries) if e]
+        for sid in room_ids:
+            if returned.get(sid, 0) < count:
+                self._pending_done.add(sid)
+        if time.monotonic() - self._last_claim > CLAIM_INTERVAL:
+            self._last_claim = time.monotonic()
+            batch += await self._claim_abandoned(room_ids, max_events - len(batch))
+        return batch
+
+    async def _claim_abandoned(self, room_ids: list[int], room_left: int) -> list[Event]:
+        """Entries a dead process read but never flushed; and its consumer, once empty."""
+        claimed: list[Event] = []
+        for sid in room_ids:
+            if room_left <= 0:
+                break
+            stream = self._key(sid, "log")
+            try:
+                _, entries, *_ = await self.redis.xautoclaim(stream, GROUP, self.consumer, CLAIM_IDLE_MS,
+                                                             start_id="0-0", count=room_left)
+                for info in await self.redis.xinfo_consumers(stream, GROUP):
+                    name = _text(info["name"])
+                    if name != self.consumer and info["pending"] == 0 and info.get("idle", 0) > CLAIM_IDLE_MS * 6:
+                        await self.redis.xgroup_delconsumer(stream, GROUP, name)
+            except ResponseError:
+                continue
+            events = [e for e in (self._event(sid, i, f) for i, f in entries) if e]
+            room_left -= len(events)
+            claimed += events
+        return claimed
+
+    async def mark_flushed(self, events: list[Event]) -> None:
+        by_room: dict[int, list[str]] = {}
+        for event in events:
+            key = (event.session_id, event.id)
+            if self._orphans.pop(key, None) is None:
+                by_room.setdefault(event.session_id, []).append(event.id)
+            self._own.pop(key, None)
+        if not by_room:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sid, ids in by_room.items():
+                pipe.xack(self._key(sid, "log"), GROUP, *ids)
+            await pipe.execute()
+
+    async def backlog(self) -> int:
+        return len(self._own) + len(self._orphans)
+
+    def oldest_unflushed_ms(self) -> int | None:
+        keys = [ev.key for ev, _ in self._own.values()] + [ev.key for ev in self._orphans.values()]
+        return min(keys)[0] if keys else None
+
+    async def _watermark_loop(self) -> None:
+        """Let go of own events the group has persisted; notice wiped rooms; trim streams."""
+        while True:
+            await asyncio.sleep(WATERMARK_INTERVAL)
+            try:
+                await self._check_watermarks()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("room log watermark: %s", exc)
+
+    async def _check_watermarks(self) -> None:
+        rooms = {sid for sid, _ in self._own} | set(self._watched)
+        for sid in rooms:
+            stream = self._key(sid, "log")
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(sid, "epoch"))
+                pipe.exists(stream)
+                epoch, exists = await pipe.execute()
+            if not exists:
+                if sid in self._watched:
+                    await self._warm(sid)
+                else:
+                    # Nobody here watches the room; still, its events must not wait on a warm.
+                    self._note_epoch(sid, f"lost-{time.time()}")
+                continue
+            self._note_epoch(sid, _text(epoch or b""))
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+                pending = await self.redis.xpending(stream, GROUP)
+            except ResponseError:
+                continue
+            delivered = next((_text(g["last-delivered-id"]) for g in groups if _text(g["name"]) == GROUP), None)
+            if delivered is None:
+                continue
+            delivered_key = parse_event_id(delivered)
+            min_pending = parse_event_id(_text(pending["min"])) if pending["pending"] else None
+            for key in [k for k in self._own if k[0] == sid]:
+                ev = self._own[key][0]
+                if ev.key <= delivered_key and (min_pending is None or ev.key < min_pending):
+                    del self._own[key]
+            await self._scripts["trim"](keys=[stream], args=[self._history_keep])

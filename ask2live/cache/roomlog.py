@@ -1,0 +1,140 @@
+"""The room log: each live room's recent events, presence and voice state.
+
+Two implementations behind this one interface: Redis Streams (production, shared by every
+server process) and an in-process log (the embedded default, one process). Both hand out
+the same ids ("<ms>-<seq>", Redis stream ids), resume the same way, and feed the
+write-behind to the cold store through ``take_unflushed`` / ``mark_flushed``.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+EVENT_ID_RE = re.compile(r"^[0-9]{1,15}-[0-9]{1,10}$")
+
+# The stream keeps at least this many recent events for history on join, after they
+# are safely in the cold store; older ones are trimmed away (they are in MySQL).
+HISTORY_KEEP = 500
+
+# A welcome carries at most this many events of history or catch-up. A resume that
+# would need more says recovered: false and sends the state afresh instead.
+REPLAY_MAX = 1000
+
+
+def parse_event_id(value: str) -> tuple[int, int]:
+    ms, seq = value.split("-")
+    return int(ms), int(seq)
+
+
+def valid_event_id(value: object) -> bool:
+    return isinstance(value, str) and bool(EVENT_ID_RE.match(value))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One room event. ``body`` is its JSON object *without* the id, which is the log's."""
+
+    id: str
+    session_id: int
+    type: str
+    body: bytes
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return parse_event_id(self.id)
+
+    def to_json_bytes(self) -> bytes:
+        """The event as clients see it: ``{"id": ..., <body>}``, built without re-encoding."""
+        rest = self.body[1:]
+        if rest == b"}":
+            return b'{"id":"' + self.id.encode() + b'"}'
+        return b'{"id":"' + self.id.encode() + b'",' + rest
+
+
+class Catchup(NamedTuple):
+    events: list[Event]
+    # True only when ``events`` is provably everything after the asked position.
+    complete: bool
+
+
+Deliver = Callable[[int, list[Event]], None]
+
+
+class RoomLog(abc.ABC):
+    """What the live room needs from its log. One instance per server process."""
+
+    name: str
+
+    @abc.abstractmethod
+    async def start(self, deliver: Deliver) -> None:
+        """Begin; ``deliver(session_id, events)`` receives every event of every watched room,
+        in log order, each once (events appended by this process included)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def watch(self, session_id: int, after: str | None) -> None:
+        """Deliver this room's events after ``after`` from now on."""
+
+    @abc.abstractmethod
+    def unwatch(self, session_id: int) -> None: ...
+
+    @abc.abstractmethod
+    async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
+        """Add an event (``body``: its JSON object without id). Returns it with its id;
+        the room's watchers have been delivered it, and every earlier event, on return."""
+
+    @abc.abstractmethod
+    async def read(self, session_id: int, since: str | None, limit: int = REPLAY_MAX) -> Catchup:
+        """``since`` None: the most recent ``limit`` events. Otherwise every event after
+        ``since``, in order, falling back to the cold store where the log does not reach."""
+
+    @abc.abstractmethod
+    async def last_id(self, session_id: int) -> str | None: ...
+
+    # -- presence: one entry per connection, so two tabs of a user are two members
+
+    @abc.abstractmethod
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> None: ...
+
+    @abc.abstractmethod
+    async def presence_remove(self, session_id: int, member: str) -> bool:
+        """Remove a member; True if this call removed it (so its leave is told once)."""
+
+    @abc.abstractmethod
+    async def presence(self, session_id: int) -> dict[str, bytes]:
+        """The live members: connection id → the info given at join."""
+
+    @abc.abstractmethod
+    async def presence_expired(self, session_id: int) -> list[str]:
+        """Members whose process stopped refreshing them (it crashed); removed here."""
+
+    @abc.abstractmethod
+    async def presence_refresh(self, session_id: int, members: list[str]) -> None: ...
+
+    # -- speakers (voice granted) and raised hands: sets of user ids
+
+    @abc.abstractmethod
+    async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
+        """Add to / remove from ``group`` ("speakers" or "hands"); True if that changed it."""
+
+    @abc.abstractmethod
+    async def members(self, session_id: int, group: str) -> set[int]: ...
+
+    # -- write-behind source
+
+    @abc.abstractmethod
+    async def take_unflushed(self, max_events: int) -> list[Event]:
+        """Events not yet in the cold store, oldest first, for the write-behind to insert."""
+
+    @abc.abstractmethod
+    async def mark_flushed(self, events: list[Event]) -> None:
+        """These events are committed to the cold store."""
+
+    @abc.abstractmethod
+    async def backlog(self) -> int:
+        """How many events wait for the cold store (as far as this process can tell)."""

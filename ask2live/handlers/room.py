@@ -1,0 +1,116 @@
+"""GET /ws/sessions/{id}: the live room's WebSocket. Plumbing only; the room is rooms.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+import tornado.iostream
+import tornado.web
+import tornado.websocket
+
+from ..cache.roomlog import valid_event_id
+from ..errors import ApiError, BadRequest, NotFound, Unauthorized
+from ..rooms import CloseCode, Member
+from ..services import Services
+from .base import TOKEN_COOKIE, int_id
+
+log = logging.getLogger(__name__)
+
+# Per-connection outgoing buffer bound. Tornado's is unbounded: a client that stops
+# reading would hold the server's memory. 1 MiB is several thousand chat events, a
+# minute or more of a very busy room; past it the client is dropped with 4008 "slow"
+# and resumes from its last id.
+OUTBOX_MAX_BYTES = 1024 * 1024
+# A client whose buffer has not drained for this long is gone or hopeless: dropped.
+WRITE_TIMEOUT_SECONDS = 30.0
+
+
+class RoomSocket(tornado.websocket.WebSocketHandler):
+    def initialize(self, services: Services) -> None:
+        self.services = services
+        self.member: Member | None = None
+        self.session = None
+        self._stalled_since: float | None = None
+
+    async def prepare(self) -> None:
+        """Refuse before the upgrade: 401 without a valid token, 404 for an unknown session."""
+        token = self.get_query_argument("token", None) or self.get_cookie(TOKEN_COOKIE)
+        user = await self.services.accounts.authenticate(token) if token else None
+        if user is None:
+            raise Unauthorized("not_signed_in", "Sign in first: pass ?token=<token> or the login cookie.")
+        self.current_user = user
+        session_id = int_id(self.path_args[0])
+        self.session = await self.services.schedule.get(session_id, user)
+        since = self.get_query_argument("since", None)
+        if since is not None and not valid_event_id(since):
+            raise BadRequest("invalid_since", "'since' must be an event id such as '1764000000000-0'.")
+
+    def check_origin(self, origin: str) -> bool:
+        allowed = self.services.config.allowed_origins
+        if origin.rstrip("/") in allowed:
+            return True
+        # Otherwise only the page's own host may open the socket (Tornado's default).
+        return urlparse(origin).netloc.lower() == self.request.headers.get("Host", "").lower()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        error = exc if isinstance(exc, ApiError) else ApiError("bad_request", self._reason)
+        if isinstance(exc, ApiError):
+            self.set_status(exc.status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(orjson.dumps(error.to_json()))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, ApiError):
+            super().log_exception(typ, value, tb)
+
+    async def open(self, session_id: str) -> None:
+        self.set_nodelay(True)  # without it, Nagle holds small frames back ~40 ms
+        self.member = Member(transport=self, user=self.current_user, session_id=self.session.id)
+        await self.services.rooms.join(self.member, self.session, self.get_query_argument("since", None))
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.member is not None:
+            await self.services.rooms.handle(self.member, message)
+
+    def on_close(self) -> None:
+        if self.member is not None:
+            member, self.member = self.member, None
+            asyncio.get_running_loop().create_task(self.services.rooms.leave(member))
+
+    # -- Transport, for the room
+
+    def send_frame(self, frame: bytes) -> None:
+        """Queue one pre-built frame; drop the client if its buffer is full or stuck."""
+        connection = self.ws_connection
+        if connection is None or connection.is_closing():
+            return
+        stream = connection.stream
+        buffered = len(stream._write_buffer) if stream._write_buffer is not None else 0
+        if buffered:
+            now = time.monotonic()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            if buffered + len(frame) > OUTBOX_MAX_BYTES or now - self._stalled_since > WRITE_TIMEOUT_SECONDS:
+                self.close_with(*CloseCode.SLOW)
+                return
+        else:
+            self._stalled_since = None
+        try:
+            stream.write(frame)
+        except tornado.iostream.StreamClosedError:
+            pass
+
+    def close_with(self, code: int, reason: str) -> None:
+        connection = self.ws_connection
+        if connection is None:
+            return
+        self.close(code, reason)
+        if code == CloseCode.SLOW[0]:
+            # The close frame is stuck behind the full buffer: abort the TCP stream too.
+            connection.stream.close()
