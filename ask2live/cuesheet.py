@@ -55,7 +55,7 @@ class CueSheet:
         if question.author.id != viewer.id:
             raise Forbidden("not_author", f"Only the author may {action} this question.")
         if question.answered:
-            raise Conflict("question_answered", f"An answered question cannot be {action}ed.")
+            raise Conflict("question_answered", f"An answered question cannot be {action.rstrip('e')}ed.")
         return question
 
     async def edit(self, question_id: int, viewer: User, text: str) -> Question:
@@ -100,7 +100,11 @@ class CueSheet:
             raise Conflict("question_hidden", "A hidden question cannot be pinned.")
         if pinned and question.answered:
             raise Conflict("question_answered", "An answered question cannot be pinned.")
-        await self._store.set_pinned(session.id, question_id, pinned)
+        if not await self._store.set_pinned(session.id, question_id, pinned):
+            question, _ = await self.question(question_id, viewer)  # 404 if it was deleted meanwhile
+            if question.hidden:
+                raise Conflict("question_hidden", "The question was hidden meanwhile.")
+            raise Conflict("question_answered", "The question was answered meanwhile.")
         return (await self.question(question_id, viewer))[0]
 
     async def hide(self, question_id: int, viewer: User, hidden: bool) -> Question:
