@@ -1,6 +1,8 @@
 """Every test runs a real server (pytest-tornado's http_server, on a real port) on each
-cold-store engine: SQLite in a temporary directory, and MariaDB in a database of its own
-for this test run, created here and dropped at the end.
+of the two set-ups: "sqlite" is the embedded default (a SQLite file in a temporary
+directory, the in-process room log), "mysql" is production (MariaDB, in a database of
+its own for this test run, created here and dropped at the end, and Redis, under a key
+prefix of the test's own, deleted after it).
 
 Set ASK2LIVE_TEST_ENGINES=sqlite (or mysql) to run one engine only; set
 ASK2LIVE_TEST_MYSQL to point at another server (default mysql://root@127.0.0.1:3306).
@@ -23,7 +25,9 @@ from ask2live.store.engines import parse_mysql_url
 
 ENGINES = [e for e in os.environ.get("ASK2LIVE_TEST_ENGINES", "sqlite,mysql").split(",") if e]
 MYSQL_SERVER = os.environ.get("ASK2LIVE_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
-TABLES = ["users", "auth_tokens", "sessions", "reservations", "questions", "question_votes", "id_sequences"]
+REDIS_URL = os.environ.get("ASK2LIVE_TEST_REDIS", "redis://127.0.0.1:6379/0")
+TABLES = ["users", "auth_tokens", "sessions", "reservations", "questions", "question_votes", "id_sequences",
+          "room_events"]
 # Cheap scrypt for tests: the cost parameter is stored in each hash, and production
 # hashing is the same code with a larger N.
 TEST_SCRYPT_N = 2**8
@@ -58,13 +62,27 @@ def clear_mysql(url: str) -> None:
 
 
 def make_config(engine: str, tmp_path: Any, mysql_url: str | None, **overrides: Any) -> Config:
-    return Config(
+    production = engine == "mysql"
+    values = dict(
         data_dir=tmp_path,
-        mysql_url=mysql_url if engine == "mysql" else None,
+        mysql_url=mysql_url if production else None,
+        redis_url=REDIS_URL if production else None,
+        redis_prefix=f"ask2live-test-{secrets.token_hex(4)}",
         secret=secrets.token_bytes(32),
         scrypt_n=TEST_SCRYPT_N,
-        **overrides,
     )
+    values.update(overrides)
+    return Config(**values)
+
+
+def delete_redis_keys(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(params=ENGINES)
@@ -85,6 +103,8 @@ def services(io_loop: Any, config: Config) -> Any:
         clear_mysql(config.mysql_url)
     yield services
     io_loop.run_sync(lambda: context.__aexit__(None, None, None))
+    if config.redis_url:
+        delete_redis_keys(config.redis_prefix)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import tornado.web
 import tornado.websocket
 
 from ..cache.roomlog import valid_event_id
-from ..errors import ApiError, BadRequest, NotFound, Unauthorized
+from ..errors import ApiError, BadRequest, Forbidden, Unauthorized
 from ..rooms import CloseCode, Member
 from ..services import Services
 from .base import TOKEN_COOKIE, int_id
@@ -51,11 +51,13 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             raise BadRequest("invalid_since", "'since' must be an event id such as '1764000000000-0'.")
 
     def check_origin(self, origin: str) -> bool:
+        """A configured origin, or the page's own host (Tornado's default); else a JSON 403."""
         allowed = self.services.config.allowed_origins
         if origin.rstrip("/") in allowed:
             return True
-        # Otherwise only the page's own host may open the socket (Tornado's default).
-        return urlparse(origin).netloc.lower() == self.request.headers.get("Host", "").lower()
+        if urlparse(origin).netloc.lower() == self.request.headers.get("Host", "").lower():
+            return True
+        raise Forbidden("origin_not_allowed", f"Pages from {origin} may not open this socket.")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
