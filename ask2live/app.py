@@ -73,7 +73,7 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         voice_service = Voice(config.agora_app_id, config.agora_app_certificate)
         room_log = make_room_log(config, store)
         rooms = Rooms(room_log, store, schedule, cuesheet, voice_service)
-        write_behind = WriteBehind(room_log, store)
+        write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         services = Services(
             config=config,
             store=store,

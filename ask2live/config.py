@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .accounts import SCRYPT_N
+from .writebehind import FLUSH_INTERVAL
 
 DEFAULT_PORT = 8888
 DEFAULT_DATA_DIR = "./ask2live-data"
@@ -42,6 +43,8 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     token_ttl: timedelta = DEFAULT_TOKEN_TTL
     scrypt_n: int = SCRYPT_N
+    # Write-behind cadence: a batch goes to the cold store this often (or when full).
+    flush_interval: float = FLUSH_INTERVAL
     extra: dict = field(default_factory=dict)
 
 
@@ -74,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="prefix of every Redis key ($ASK2LIVE_REDIS_PREFIX)")
     parser.add_argument("--secret", default=env_default("SECRET"),
                         help="token signing secret; unset: generated into the data dir ($ASK2LIVE_SECRET)")
+    parser.add_argument("--flush-interval-ms", type=int,
+                        default=int(env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000)))),
+                        help="write-behind batch interval in ms ($ASK2LIVE_FLUSH_INTERVAL_MS)")
     parser.add_argument("--agora-app-id", default=env_default("AGORA_APP_ID"))
     parser.add_argument("--agora-app-certificate", default=env_default("AGORA_APP_CERTIFICATE"))
     parser.add_argument("--allowed-origin", action="append", default=None,
@@ -98,4 +104,5 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         agora_app_id=args.agora_app_id or None,
         agora_app_certificate=args.agora_app_certificate or None,
         allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
+        flush_interval=args.flush_interval_ms / 1000,
     )

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 import orjson
+from redis.exceptions import RedisError
 
 from . import protocol
-from .cache.roomlog import HISTORY_KEEP, Event, RoomLog, parse_event_id
+from .cache.roomlog import Event, RoomLog, parse_event_id
 from .cuesheet import CueSheet
 from .errors import ApiError, Conflict, Forbidden, NotFound
 from .models import Question, Session, User
@@ -315,6 +316,11 @@ class Rooms:
                 raise Forbidden("not_host", f"Only the host may {command.type.replace('_', ' ')}.")
             await getattr(self, f"_on_{command.type}")(member, command)
         except ApiError as error:
+            member.send(protocol.error_frame(error, client_msg_id))
+        except (RedisError, OSError) as exc:
+            # The room log is unreachable: nothing was acknowledged; the client may retry.
+            log.warning("room %s: %s", member.session_id, exc)
+            error = ApiError("room_unavailable", "The room is briefly unavailable; send again.", status=503)
             member.send(protocol.error_frame(error, client_msg_id))
 
     def _room(self, member: Member) -> LocalRoom:

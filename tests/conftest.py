@@ -70,6 +70,8 @@ def make_config(engine: str, tmp_path: Any, mysql_url: str | None, **overrides: 
         redis_prefix=f"ask2live-test-{secrets.token_hex(4)}",
         secret=secrets.token_bytes(32),
         scrypt_n=TEST_SCRYPT_N,
+        # The port names this server's write-behind consumer; each test server gets its own.
+        port=40000 + secrets.randbelow(20000),
     )
     values.update(overrides)
     return Config(**values)

@@ -333,8 +333,8 @@ class RedisRoomLog(RoomLog):
         after = self._watched.get(session_id, "")
         for _ in range(3):
             async with self.redis.pipeline(transaction=False) as pipe:
-                self._scripts["append"](keys=[stream], args=[STREAM_MAXLEN, after, event_type, body, READ_COUNT],
-                                        client=pipe)
+                await self._scripts["append"](keys=[stream], client=pipe,
+                                              args=[STREAM_MAXLEN, after, event_type, body, READ_COUNT])
                 if session_id not in self._known_rooms:
                     pipe.sadd(self._rooms_key, session_id)
                 reply = (await pipe.execute())[0]

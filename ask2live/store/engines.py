@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -109,7 +110,11 @@ class MysqlEngine:
     @classmethod
     async def open(cls, url: str) -> "MysqlEngine":
         import aiomysql
+        import pymysql
         from pymysql.constants import CLIENT
+
+        # CREATE ... IF NOT EXISTS and INSERT IGNORE warn by design; those are not news.
+        warnings.filterwarnings("ignore", category=pymysql.err.Warning)
 
         params = parse_mysql_url(url)
         # FOUND_ROWS: an UPDATE reports the rows it matched, not only those it changed,
