@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 import tornado.web
+from tornado.log import access_log
 
 from .accounts import Accounts
 from .cache.memory import MemoryRoomLog
@@ -26,8 +27,10 @@ from .writebehind import WriteBehind
 
 # Tornado sends no pings unless told to; without them a vanished peer (a phone that lost
 # its network) never triggers on_close and stays "present" for ever.
+# A peer silent for a whole interval after a ping is dropped (Tornado caps the timeout
+# at the interval).
 WEBSOCKET_PING_INTERVAL = 20
-WEBSOCKET_PING_TIMEOUT = 30
+WEBSOCKET_PING_TIMEOUT = 20
 # The largest client frame: the longest chat line, all 4-byte characters, plus envelope.
 WEBSOCKET_MAX_MESSAGE = CHAT_MAX * 4 + 1024
 
@@ -72,7 +75,8 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         cuesheet = CueSheet(store, schedule, IdAllocator(store, "questions"))
         voice_service = Voice(config.agora_app_id, config.agora_app_certificate)
         room_log = make_room_log(config, store)
-        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service)
+        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service,
+                      rate=(config.rate_per_second, config.rate_burst))
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         services = Services(
             config=config,
@@ -95,6 +99,14 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         await store.close()
 
 
+def log_request(handler: tornado.web.RequestHandler) -> None:
+    """Tornado's access log line, without query strings: a room socket's ?token= is a secret."""
+    status = handler.get_status()
+    logger = access_log.info if status < 400 else access_log.warning if status < 500 else access_log.error
+    logger("%d %s %s (%s) %.2fms", status, handler.request.method, handler.request.path,
+           handler.request.remote_ip, 1000.0 * handler.request.request_time())
+
+
 def make_app(services: Services) -> tornado.web.Application:
     return tornado.web.Application(
         routes(services),
@@ -103,4 +115,5 @@ def make_app(services: Services) -> tornado.web.Application:
         websocket_ping_interval=WEBSOCKET_PING_INTERVAL,
         websocket_ping_timeout=WEBSOCKET_PING_TIMEOUT,
         websocket_max_message_size=WEBSOCKET_MAX_MESSAGE,
+        log_function=log_request,
     )

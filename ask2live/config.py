@@ -43,6 +43,11 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     token_ttl: timedelta = DEFAULT_TOKEN_TTL
     scrypt_n: int = SCRYPT_N
+    # Per connection: chat/command frames per second and burst (see rooms.TokenBucket).
+    rate_per_second: float = 5.0
+    rate_burst: float = 10.0
+    # Per connection outgoing buffer bound (bytes); past it a slow client is dropped.
+    outbox_max_bytes: int = 1024 * 1024
     # Write-behind cadence: a batch goes to the cold store this often (or when full).
     flush_interval: float = FLUSH_INTERVAL
     extra: dict = field(default_factory=dict)
@@ -66,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
         return env.get(ENV_PREFIX + name, default)
 
     parser.add_argument("--host", default=env_default("HOST", "127.0.0.1"), help="address to listen on")
-    parser.add_argument("--port", type=int, default=int(env_default("PORT", str(DEFAULT_PORT))))
+    parser.add_argument("--port", type=int, default=env_default("PORT", str(DEFAULT_PORT)))
     parser.add_argument("--data-dir", default=env_default("DATA_DIR", DEFAULT_DATA_DIR),
                         help="where the embedded SQLite file and the generated secret live ($ASK2LIVE_DATA_DIR)")
     parser.add_argument("--mysql-url", default=env_default("MYSQL_URL"),
@@ -78,8 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--secret", default=env_default("SECRET"),
                         help="token signing secret; unset: generated into the data dir ($ASK2LIVE_SECRET)")
     parser.add_argument("--flush-interval-ms", type=int,
-                        default=int(env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000)))),
+                        default=env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000))),
                         help="write-behind batch interval in ms ($ASK2LIVE_FLUSH_INTERVAL_MS)")
+    parser.add_argument("--rate", type=float, default=env_default("RATE", "5"),
+                        help="frames per second per connection ($ASK2LIVE_RATE)")
+    parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
+                        help="burst of frames per connection ($ASK2LIVE_RATE_BURST)")
     parser.add_argument("--agora-app-id", default=env_default("AGORA_APP_ID"))
     parser.add_argument("--agora-app-certificate", default=env_default("AGORA_APP_CERTIFICATE"))
     parser.add_argument("--allowed-origin", action="append", default=None,
@@ -105,4 +114,6 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         agora_app_certificate=args.agora_app_certificate or None,
         allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
         flush_interval=args.flush_interval_ms / 1000,
+        rate_per_second=args.rate,
+        rate_burst=args.rate_burst,
     )

@@ -27,6 +27,7 @@ from .models import Question, Session, User
 from .protocol import Command
 from .schedule import Schedule
 from .store import Store
+from .tasks import cancel_and_wait
 from .voice import Voice
 from .wsframe import text_frame
 
@@ -39,11 +40,10 @@ HISTORY_ON_JOIN = 100
 # The cue sheet part of the welcome: the top questions, as the host's list shows them.
 WELCOME_QUESTIONS = 50
 
-# Per connection: 5 frames a second on average, bursts of 10 (a fast typist, a few votes
-# at once). Past it, frames are refused with rate_limited; a client that keeps going for
-# 30 refusals in a row is not a person, and is closed.
-RATE_PER_SECOND = 5.0
-RATE_BURST = 10.0
+# Per connection, by default (config.rate_per_second / rate_burst): 5 frames a second on
+# average, bursts of 10 (a fast typist, a few votes at once). Past it, frames are refused
+# with rate_limited; a client that keeps going for 30 refusals in a row is not a person,
+# and is closed.
 ABUSE_REFUSALS = 30
 
 # Presence: refresh our members in the shared log (and sweep those of dead processes).
@@ -67,7 +67,7 @@ class Transport(Protocol):
 
 
 class TokenBucket:
-    def __init__(self, rate: float = RATE_PER_SECOND, burst: float = RATE_BURST) -> None:
+    def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self.tokens = burst
         self.stamp = time.monotonic()
@@ -89,7 +89,7 @@ class Member:
     session_id: int
     conn_id: str = field(default_factory=lambda: secrets.token_hex(6))
     role: str = LISTENER
-    bucket: TokenBucket = field(default_factory=TokenBucket)
+    bucket: TokenBucket | None = None
     refusals: int = 0
     # Events that arrive while the welcome is being put together wait here.
     pending: list | None = None
@@ -125,7 +125,8 @@ def public_question(question: Question) -> dict:
 
 class Rooms:
     def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
-                 voice: Voice, observe_delivery: Callable[[Event, int], None] | None = None) -> None:
+                 voice: Voice, rate: tuple[float, float] = (5.0, 10.0),
+                 observe_delivery: Callable[[Event, int], None] | None = None) -> None:
         self.log = room_log
         self._store = store
         self._schedule = schedule
@@ -134,6 +135,7 @@ class Rooms:
         self._local: dict[int, LocalRoom] = {}
         self._task: asyncio.Task | None = None
         self._observe_delivery = observe_delivery
+        self._rate = rate
         schedule.on_transition(self._on_session_transition)
 
     # ------------------------------------------------------------------ lifecycle
@@ -144,8 +146,7 @@ class Rooms:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         for room in list(self._local.values()):
             for member in list(room.members.values()):
                 member.transport.close_with(*CloseCode.GOING_AWAY)
@@ -167,7 +168,6 @@ class Rooms:
         if room is None:
             return
         for event in events:
-            self._apply(room, event)
             frame = text_frame(event.to_json_bytes())
             for member in list(room.members.values()):
                 if member.pending is not None:
@@ -176,6 +176,8 @@ class Rooms:
                     member.transport.send_frame(frame)
             if self._observe_delivery is not None:
                 self._observe_delivery(event, len(room.members))
+            # After the broadcast: whatever goes wrong here costs one member's token, not the event.
+            self._apply(room, event)
 
     def _apply(self, room: LocalRoom, event: Event) -> None:
         """Keep this process's view of the room in step with the events (all processes do)."""
@@ -188,13 +190,20 @@ class Rooms:
                 if member.user.id == target and member.role != HOST:
                     member.role = SPEAKER if granted else LISTENER
                     if self._voice.configured:
-                        # Only the grantee gets a token, and only over its own socket.
-                        token = self._voice.tokens(room.session_id, member.user, publisher=granted)
-                        frame = text_frame(orjson.dumps({"type": "voice_token", **token}))
-                        if member.pending is not None:
-                            member.pending.append((None, frame))
-                        else:
-                            member.transport.send_frame(frame)
+                        self._send_voice_token(room, member, granted)
+
+    def _send_voice_token(self, room: LocalRoom, member: Member, publisher: bool) -> None:
+        """Only the grantee gets a token, and only over its own socket."""
+        try:
+            token = self._voice.tokens(room.session_id, member.user, publisher=publisher)
+        except Exception:
+            log.exception("voice token for user %s in room %s", member.user.id, room.session_id)
+            return
+        frame = text_frame(orjson.dumps({"type": "voice_token", **token}))
+        if member.pending is not None:
+            member.pending.append((None, frame))
+        else:
+            member.transport.send_frame(frame)
 
     async def _on_session_transition(self, session: Session, status: str) -> None:
         if status == "live":
@@ -221,6 +230,7 @@ class Rooms:
         speakers = await self.log.members(sid, "speakers")
         member.role = HOST if session.host.id == member.user.id else SPEAKER if member.user.id in speakers else LISTENER
         member.pending = []
+        member.bucket = TokenBucket(*self._rate)
         room.members[member.conn_id] = member
         info = {"user": user_json(member.user), "role": member.role, "conn": member.conn_id}
         await self.log.presence_add(sid, member.presence_key, orjson.dumps(info))
@@ -321,6 +331,10 @@ class Rooms:
             # The room log is unreachable: nothing was acknowledged; the client may retry.
             log.warning("room %s: %s", member.session_id, exc)
             error = ApiError("room_unavailable", "The room is briefly unavailable; send again.", status=503)
+            member.send(protocol.error_frame(error, client_msg_id))
+        except Exception:
+            log.exception("room %s: frame from user %s", member.session_id, member.user.id)
+            error = ApiError("internal_error", "Something went wrong on our side.", status=500)
             member.send(protocol.error_frame(error, client_msg_id))
 
     def _room(self, member: Member) -> LocalRoom:

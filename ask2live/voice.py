@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from agora_token_builder import RtcTokenBuilder, RtmTokenBuilder
+from agora_token_builder.RtcTokenBuilder import Role_Publisher, Role_Subscriber
 
 from .errors import Unavailable
 from .models import User
@@ -44,7 +45,7 @@ class Voice:
         ttl = PUBLISHER_TOKEN_TTL if publisher else SUBSCRIBER_TOKEN_TTL
         expires_at = int(time.time()) + ttl
         channel = self.channel(session_id)
-        role = RtcTokenBuilder.Role_Publisher if publisher else RtcTokenBuilder.Role_Subscriber
+        role = Role_Publisher if publisher else Role_Subscriber
         rtc = RtcTokenBuilder.buildTokenWithUid(self.app_id, self.app_certificate, channel, user.id, role, expires_at)
         rtm = RtmTokenBuilder.buildToken(self.app_id, self.app_certificate, str(user.id), RTM_ROLE_USER, expires_at)
         return {

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .cache.roomlog import Event, RoomLog
 from .store import Store
+from .tasks import cancel_and_wait
 from .timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ class WriteBehind:
         self._max_events = max_events
         self._task: asyncio.Task | None = None
         self._kick = asyncio.Event()
+        self._closing = False
         self.stats = FlushStats()
 
     def start(self) -> None:
+        self._closing = False
         self._task = asyncio.create_task(self._run(), name="write-behind")
 
     def kick(self) -> None:
@@ -59,8 +62,8 @@ class WriteBehind:
     async def close(self) -> None:
         """Stop, after one last flush of what is waiting (a graceful shutdown loses nothing)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            self._closing = True
+            await cancel_and_wait(self._task)
             self._task = None
         try:
             while await self.flush_once():
@@ -86,7 +89,7 @@ class WriteBehind:
     async def _run(self) -> None:
         delay = RETRY_MIN
         batch: list[Event] | None = None
-        while True:
+        while not self._closing:
             try:
                 self._kick.clear()
                 if batch is None:

@@ -124,10 +124,11 @@ async def test_no_sign_in_is_401(api):
 async def test_a_grant_sends_a_publisher_token_to_the_grantee_only(api, rooms):
     sid, (host, alice, bob), sockets = await live_session(api, rooms, guests=2)
     await sockets[0].send({"type": "grant_voice", "user_id": alice.id})
-    frame = await sockets[1].next("voice_token")
-    check_tokens(frame, sid, alice.id, "publisher")
+    # The room hears of the grant first; then the grantee alone gets its token.
     for s in sockets:
         await s.next("voice_granted")
+    frame = await sockets[1].next("voice_token")
+    check_tokens(frame, sid, alice.id, "publisher")
     await sockets[0].expect_none("voice_token")
     await sockets[2].expect_none("voice_token", within=0.05)
 
@@ -137,9 +138,9 @@ async def test_a_revoke_sends_the_grantee_a_subscriber_token_only(api, rooms):
     await sockets[0].send({"type": "grant_voice", "user_id": alice.id})
     await sockets[1].next("voice_token")
     await sockets[0].send({"type": "revoke_voice", "user_id": alice.id})
-    check_tokens(await sockets[1].next("voice_token"), sid, alice.id, "subscriber")
     for s in sockets:
         await s.next("voice_revoked")
+    check_tokens(await sockets[1].next("voice_token"), sid, alice.id, "subscriber")
     await sockets[0].expect_none("voice_token")
     await sockets[2].expect_none("voice_token", within=0.05)
 

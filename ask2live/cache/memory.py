@@ -36,7 +36,15 @@ class MemoryRoomLog(RoomLog):
         self._deliver = None
 
     def watch(self, session_id: int, after: str | None) -> None:
+        if session_id in self._watched:
+            return
         self._watched.add(session_id)
+        room = self._rooms.get(session_id)
+        if room and after is not None and self._deliver is not None:
+            after_key = parse_event_id(after)
+            missed = [e for e in room if e.key > after_key]
+            if missed:
+                self._deliver(session_id, missed)
 
     def unwatch(self, session_id: int) -> None:
         self._watched.discard(session_id)

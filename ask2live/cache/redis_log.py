@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from ..store import Store
+from ..tasks import cancel_and_wait
 from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, parse_event_id
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,8 @@ class RedisRoomLog(RoomLog):
         self._wake_key = f"{prefix}:wake:{self.consumer}"
         self._last_claim = 0.0
         self.connected = True
+        self._closing = False
+        self._carry: list[Event] = []
 
     # ------------------------------------------------------------------ keys
 
@@ -193,6 +196,7 @@ class RedisRoomLog(RoomLog):
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, deliver: Deliver) -> None:
+        self._closing = False
         self._deliver = deliver
         self._redis = aioredis.from_url(self._url, decode_responses=False, health_check_interval=10,
                                         retry_on_timeout=True)
@@ -211,9 +215,9 @@ class RedisRoomLog(RoomLog):
         ]
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await cancel_and_wait(task)
         self._tasks = []
         try:
             await self.redis.delete(self._wake_key)
@@ -305,8 +309,8 @@ class RedisRoomLog(RoomLog):
     async def _read_loop(self) -> None:
         """Other processes' events: one blocking XREAD over every watched room."""
         assert self._reader_redis is not None
-        wake_last = "$"
-        while True:
+        wake_last = "0-0"
+        while not self._closing:
             try:
                 streams = {self._wake_key: wake_last}
                 rooms = {self._key(sid, "log"): sid for sid in self._watched}
@@ -323,7 +327,6 @@ class RedisRoomLog(RoomLog):
                 raise
             except Exception as exc:  # Redis down or restarting: keep trying
                 log.warning("room log reader: %s", exc)
-                wake_last = "$"
                 await asyncio.sleep(0.5)
 
     # ------------------------------------------------------------------ append / read
@@ -381,6 +384,11 @@ class RedisRoomLog(RoomLog):
         # its first entry on (trimming only takes persisted ones off the front).
         boundary = f"{epoch.split('-')[0]}-0"
         lower = first if first and _key_lt(boundary, first) else boundary
+        if first is None and await self.redis.xlen(stream) == 0:
+            info = await self.redis.xinfo_stream(stream)
+            last_gen = _text(info["last-generated-id"])
+            ms, seq = parse_event_id(last_gen)
+            lower = f"{ms}-{seq + 1}"  # an emptied stream: everything it had is in the cold store
         cold: list[Event] = []
         if since_key < parse_event_id(lower):
             stored = await self._store.events_after(session_id, since_key, limit + 1, before=parse_event_id(lower))
@@ -463,6 +471,12 @@ class RedisRoomLog(RoomLog):
     # ------------------------------------------------------------------ write-behind source
 
     async def take_unflushed(self, max_events: int) -> list[Event]:
+        batch = await self._take_unflushed(max_events - len(self._carry)) if len(self._carry) < max_events else []
+        batch = self._carry + batch
+        batch, self._carry = batch[:max_events], batch[max_events:]
+        return batch
+
+    async def _take_unflushed(self, max_events: int) -> list[Event]:
         batch: list[Event] = list(self._orphans.values())[:max_events]
         room_ids = [int(r) for r in await self.redis.smembers(self._rooms_key)]
         if not room_ids or len(batch) >= max_events:
@@ -537,7 +551,7 @@ class RedisRoomLog(RoomLog):
 
     async def _watermark_loop(self) -> None:
         """Let go of own events the group has persisted; notice wiped rooms; trim streams."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(WATERMARK_INTERVAL)
             try:
                 await self._check_watermarks()

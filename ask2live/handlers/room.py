@@ -21,11 +21,10 @@ from .base import TOKEN_COOKIE, int_id
 
 log = logging.getLogger(__name__)
 
-# Per-connection outgoing buffer bound. Tornado's is unbounded: a client that stops
-# reading would hold the server's memory. 1 MiB is several thousand chat events, a
-# minute or more of a very busy room; past it the client is dropped with 4008 "slow"
-# and resumes from its last id.
-OUTBOX_MAX_BYTES = 1024 * 1024
+# Per-connection outgoing buffer bound (config.outbox_max_bytes). Tornado's is unbounded:
+# a client that stops reading would hold the server's memory. The 1 MiB default is
+# several thousand chat events, a minute or more of a very busy room; past it the client
+# is dropped with 4008 "slow" and resumes from its last id.
 # A client whose buffer has not drained for this long is gone or hopeless: dropped.
 WRITE_TIMEOUT_SECONDS = 30.0
 
@@ -98,7 +97,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             now = time.monotonic()
             if self._stalled_since is None:
                 self._stalled_since = now
-            if buffered + len(frame) > OUTBOX_MAX_BYTES or now - self._stalled_since > WRITE_TIMEOUT_SECONDS:
+            if buffered + len(frame) > self.services.config.outbox_max_bytes or now - self._stalled_since > WRITE_TIMEOUT_SECONDS:
                 self.close_with(*CloseCode.SLOW)
                 return
         else:
@@ -109,10 +108,9 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             pass
 
     def close_with(self, code: int, reason: str) -> None:
-        connection = self.ws_connection
-        if connection is None:
-            return
-        self.close(code, reason)
-        if code == CloseCode.SLOW[0]:
-            # The close frame is stuck behind the full buffer: abort the TCP stream too.
-            connection.stream.close()
+        """Close with a reason. For a slow client the close frame queues behind its (bounded)
+        buffer and no more events follow it: if it reads again it gets what was queued, then
+        4008, and resumes from the last id; if not, Tornado aborts the stream after its close
+        timeout."""
+        if self.ws_connection is not None:
+            self.close(code, reason)

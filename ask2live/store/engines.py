@@ -278,14 +278,16 @@ class SqliteEngine:
 
     async def run(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         async with self._lock:
-            await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
             try:
+                await self._call(lambda c: c.execute("BEGIN IMMEDIATE"))
                 result = await fn(_SqliteTransaction(self))
+                await self._call(lambda c: c.execute("COMMIT"))
+                return result
             except BaseException:
-                await self._call(lambda c: c.execute("ROLLBACK"))
+                # Also when cancelled mid-way: the statement already handed to the thread
+                # still runs there, so end whatever transaction it left open.
+                await self._call(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
                 raise
-            await self._call(lambda c: c.execute("COMMIT"))
-            return result
 
     async def close(self) -> None:
         if self._conn is not None:
