@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -13,15 +15,18 @@ from .accounts import Accounts
 from .cache.memory import MemoryRoomLog
 from .cache.redis_log import RedisRoomLog
 from .cache.roomlog import RoomLog
+from .cache.sync_log import SyncRoomLog
 from .config import Config
 from .cuesheet import CueSheet
 from .handlers import accounts, meta, questions, room, sessions, voice
 from .handlers.base import NotFoundHandler
+from .metrics import Metrics
 from .protocol import CHAT_MAX
 from .rooms import Rooms
 from .schedule import Schedule
 from .services import Services
 from .store import IdAllocator, Store, open_store
+from .tasks import cancel_and_wait
 from .voice import Voice
 from .writebehind import WriteBehind
 
@@ -55,11 +60,38 @@ def routes(services: Services) -> list:
         (r"/api/questions/([0-9]{1,19})/(answer|pin|hide)", questions.ModerationHandler, deps),
         (r"/api/openapi.json", meta.OpenApiHandler, deps),
         (r"/healthz", meta.HealthHandler, deps),
+        (r"/metrics", meta.MetricsHandler, deps),
         (r"/ws/sessions/([0-9]{1,19})", room.RoomSocket, deps),
     ]
 
 
+# How often the dependency gauges (Redis, MySQL up; write-behind backlog) are refreshed.
+DEPENDENCY_CHECK_SECONDS = 2.0
+
+
+async def watch_dependencies(services: Services) -> None:
+    metrics, log_ = services.metrics, services.rooms.log
+    while True:
+        for name, check in (("mysql", services.store.ping), ("redis", log_.ping)):
+            if name == "redis" and not services.config.redis_url:
+                continue
+            try:
+                await asyncio.wait_for(check(), DEPENDENCY_CHECK_SECONDS)
+                metrics.up.labels(name).set(1)
+            except Exception:
+                metrics.up.labels(name).set(0)
+        try:
+            metrics.backlog.set(await log_.backlog())
+        except Exception:
+            pass
+        oldest = log_.oldest_unflushed_ms()
+        metrics.oldest_unflushed.set(0 if oldest is None else max(0.0, time.time() - oldest / 1000))
+        await asyncio.sleep(DEPENDENCY_CHECK_SECONDS)
+
+
 def make_room_log(config: Config, store: Store) -> RoomLog:
+    if config.persistence == "sync":
+        return SyncRoomLog(store)
     if config.redis_url:
         consumer = f"{socket.gethostname()}:{config.port}"
         return RedisRoomLog(config.redis_url, store, prefix=config.redis_prefix, consumer=consumer)
@@ -74,10 +106,15 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         schedule = Schedule(store)
         cuesheet = CueSheet(store, schedule, IdAllocator(store, "questions"))
         voice_service = Voice(config.agora_app_id, config.agora_app_certificate)
+        metrics = Metrics()
+        store.observe_interactions(metrics.observe_store)
         room_log = make_room_log(config, store)
-        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service,
+        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
                       rate=(config.rate_per_second, config.rate_burst))
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
+        write_behind.stats.observers.append(metrics.observe_flush)
+        metrics.track(metrics.rooms, lambda: rooms.local_counts()[0])
+        metrics.track(metrics.connections, lambda: rooms.local_counts()[1])
         services = Services(
             config=config,
             store=store,
@@ -87,12 +124,15 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
             voice=voice_service,
             rooms=rooms,
             write_behind=write_behind,
+            metrics=metrics,
         )
         await rooms.start()
         write_behind.start()
+        watcher = asyncio.create_task(watch_dependencies(services), name="dependencies")
         try:
             yield services
         finally:
+            await cancel_and_wait(watcher)
             await write_behind.close()
             await rooms.close()
     finally:

@@ -48,6 +48,9 @@ class Config:
     rate_burst: float = 10.0
     # Per connection outgoing buffer bound (bytes); past it a slow client is dropped.
     outbox_max_bytes: int = 1024 * 1024
+    # "writebehind" (Redis Streams or in-process log, batched to the cold store) or "sync"
+    # (the old design: every message inserted and re-read before it is broadcast).
+    persistence: str = "writebehind"
     # Write-behind cadence: a batch goes to the cold store this often (or when full).
     flush_interval: float = FLUSH_INTERVAL
     extra: dict = field(default_factory=dict)
@@ -85,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--flush-interval-ms", type=int,
                         default=env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000))),
                         help="write-behind batch interval in ms ($ASK2LIVE_FLUSH_INTERVAL_MS)")
+    parser.add_argument("--persistence", choices=("writebehind", "sync"),
+                        default=env_default("PERSISTENCE", "writebehind"),
+                        help="writebehind (default) or sync, the old DB-per-message design ($ASK2LIVE_PERSISTENCE)")
     parser.add_argument("--rate", type=float, default=env_default("RATE", "5"),
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
@@ -114,6 +120,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         agora_app_certificate=args.agora_app_certificate or None,
         allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
         flush_interval=args.flush_interval_ms / 1000,
+        persistence=args.persistence,
         rate_per_second=args.rate,
         rate_burst=args.rate_burst,
     )

@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
@@ -23,6 +23,7 @@ from . import protocol
 from .cache.roomlog import Event, RoomLog, parse_event_id
 from .cuesheet import CueSheet
 from .errors import ApiError, Conflict, Forbidden, NotFound
+from .metrics import Metrics
 from .models import Question, Session, User
 from .protocol import Command
 from .schedule import Schedule
@@ -125,8 +126,7 @@ def public_question(question: Question) -> dict:
 
 class Rooms:
     def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
-                 voice: Voice, rate: tuple[float, float] = (5.0, 10.0),
-                 observe_delivery: Callable[[Event, int], None] | None = None) -> None:
+                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0)) -> None:
         self.log = room_log
         self._store = store
         self._schedule = schedule
@@ -134,7 +134,7 @@ class Rooms:
         self._voice = voice
         self._local: dict[int, LocalRoom] = {}
         self._task: asyncio.Task | None = None
-        self._observe_delivery = observe_delivery
+        self._metrics = metrics
         self._rate = rate
         schedule.on_transition(self._on_session_transition)
 
@@ -160,7 +160,9 @@ class Rooms:
 
     async def append(self, session_id: int, event_type: str, **fields: Any) -> Event:
         body = orjson.dumps({"type": event_type, "ts": int(time.time() * 1000), **fields})
-        return await self.log.append(session_id, event_type, body)
+        event = await self.log.append(session_id, event_type, body)
+        self._metrics.events.labels(event_type).inc()
+        return event
 
     def _deliver(self, session_id: int, events: list[Event]) -> None:
         """Every event of a room, in log order, to every local socket: framed once."""
@@ -169,13 +171,18 @@ class Rooms:
             return
         for event in events:
             frame = text_frame(event.to_json_bytes())
-            for member in list(room.members.values()):
+            members = list(room.members.values())
+            for member in members:
                 if member.pending is not None:
                     member.pending.append((event, frame))
                 else:
                     member.transport.send_frame(frame)
-            if self._observe_delivery is not None:
-                self._observe_delivery(event, len(room.members))
+            self._metrics.fanout.observe(len(members))
+            self._metrics.frames.inc(len(members))
+            if event.type == "chat" and event.origin and event.origin != self.log.origin:
+                # Appended by another process: its wall-clock ts to here.
+                sent_ms = orjson.loads(event.body)["ts"]
+                self._metrics.message_latency.labels("remote").observe(max(0.0, time.time() - sent_ms / 1000))
             # After the broadcast: whatever goes wrong here costs one member's token, not the event.
             self._apply(room, event)
 
@@ -240,10 +247,10 @@ class Rooms:
         if since is not None:
             catchup = await self.log.read(sid, since)
             recovered = catchup.complete
-        if since is not None and recovered:
-            history = catchup.events
-        else:
-            history = (await self.log.read(sid, None, HISTORY_ON_JOIN)).events
+        if since is None or not recovered:
+            catchup = await self.log.read(sid, None, HISTORY_ON_JOIN)
+        history = catchup.events
+        self._metrics.history.labels(catchup.source).inc()
         if history:
             position = history[-1].id
         elif recovered:
@@ -311,11 +318,13 @@ class Rooms:
     # ------------------------------------------------------------------ commands
 
     async def handle(self, member: Member, message: str | bytes) -> None:
+        received = time.perf_counter()
         client_msg_id = None
         try:
             frame = protocol.decode(message)
             client_msg_id = protocol.client_msg_id_of(frame)
             if not member.bucket.take():
+                self._metrics.rate_limited.inc()
                 member.refusals += 1
                 if member.refusals >= ABUSE_REFUSALS:
                     member.transport.close_with(*CloseCode.RATE_LIMITED)
@@ -325,6 +334,9 @@ class Rooms:
             if command.type in protocol.HOST_COMMANDS and member.role != HOST:
                 raise Forbidden("not_host", f"Only the host may {command.type.replace('_', ' ')}.")
             await getattr(self, f"_on_{command.type}")(member, command)
+            if command.type == "chat":
+                # Receipt to written to every local socket (delivery happens inside the append).
+                self._metrics.message_latency.labels("local").observe(time.perf_counter() - received)
         except ApiError as error:
             member.send(protocol.error_frame(error, client_msg_id))
         except (RedisError, OSError) as exc:

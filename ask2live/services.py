@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .accounts import Accounts
 from .config import Config
 from .cuesheet import CueSheet
+from .metrics import Metrics
 from .rooms import Rooms
 from .schedule import Schedule
 from .store import Store
@@ -24,3 +25,4 @@ class Services:
     voice: Voice
     rooms: Rooms
     write_behind: WriteBehind
+    metrics: Metrics

@@ -190,7 +190,8 @@ def test_the_document_names_the_bearer_token_and_the_cookie():
                          if not getattr(handler, "requires_login", True)
                          for path in documented_paths(pattern) for m in handler_methods(handler)}
     assert documented_public == registered_public == {
-        ("/api/users", "post"), ("/api/login", "post"), ("/api/openapi.json", "get"), ("/healthz", "get")}
+        ("/api/users", "post"), ("/api/login", "post"), ("/api/openapi.json", "get"), ("/healthz", "get"),
+        ("/metrics", "get")}
 
 
 # ------------------------------------------------------------------ health

@@ -426,7 +426,7 @@ async def test_close_returns_promptly_while_the_reader_is_busy(kit):
 async def test_read_latest_returns_the_most_recent_limit_events_oldest_first(kit):
     log, _ = await kit.log()
     sid = new_room()
-    assert await log.read(sid, None) == ([], True)
+    assert (await log.read(sid, None))[:2] == ([], True)
     appended = await append_n(log, sid, 12)
     latest = await log.read(sid, None, 5)
     assert_same_events(latest.events, appended[-5:])
@@ -447,7 +447,7 @@ async def test_read_since_returns_exactly_the_events_after_it(kit):
         catchup = await log.read(sid, since.id)
         assert catchup.complete, i
         assert_same_events(catchup.events, appended[i + 1:])
-    assert await log.read(sid, appended[-1].id) == ([], True)
+    assert (await log.read(sid, appended[-1].id))[:2] == ([], True)
 
 
 async def test_read_since_older_than_the_log_holds_falls_back_to_the_cold_store(kit):
@@ -471,7 +471,7 @@ async def test_read_since_older_than_the_log_holds_falls_back_to_the_cold_store(
         catchup = await log.read(sid, appended[i].id)
         assert catchup.complete, i
         assert_same_events(catchup.events, appended[i + 1:])
-    assert (await log.read(sid, appended[1].id, 4)) == (appended[2:6], False)
+    assert (await log.read(sid, appended[1].id, 4))[:2] == (appended[2:6], False)
 
 
 async def test_read_since_after_the_stream_was_trimmed_empty_falls_back_to_the_cold_store(kit):
@@ -495,7 +495,7 @@ async def test_read_since_beyond_the_last_id_is_incomplete(kit):
     ms, seq = appended[-1].key
     for beyond in (f"{ms}-{seq + 1}", f"{ms + 60_000}-0"):
         catchup = await log.read(sid, beyond)
-        assert catchup == ([], False), beyond
+        assert catchup[:2] == ([], False), beyond
 
 
 async def test_read_needing_more_than_limit_events_is_incomplete(kit):
@@ -503,8 +503,8 @@ async def test_read_needing_more_than_limit_events_is_incomplete(kit):
     sid = new_room()
     appended = await append_n(log, sid, 10)
     catchup = await log.read(sid, appended[0].id, 4)
-    assert catchup == (appended[1:5], False)
-    assert await log.read(sid, appended[4].id, 5) == (appended[5:], True)
+    assert catchup[:2] == (appended[1:5], False)
+    assert (await log.read(sid, appended[4].id, 5))[:2] == (appended[5:], True)
 
 
 async def test_a_wiped_room_is_rewarmed_from_the_cold_store(kit):

@@ -74,7 +74,7 @@ class MemoryRoomLog(RoomLog):
 
     async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
         room = await self._load(session_id)
-        event = Event(self._next_id(session_id), session_id, event_type, body)
+        event = Event(self._next_id(session_id), session_id, event_type, body, self.origin)
         room.append(event)
         self._unflushed[(session_id, event.id)] = event
         if self._deliver is not None and session_id in self._watched:
@@ -100,9 +100,10 @@ class MemoryRoomLog(RoomLog):
                        if sid == session_id and since_key < e.key and (oldest_held is None or e.key < oldest_held)]
             cold = sorted({e.id: e for e in stored + waiting}.values(), key=lambda e: e.key)
         events = cold + held
+        source = "cold_store" if cold else "log"
         if len(events) > limit:
-            return Catchup(events[:limit], False)
-        return Catchup(events, True)
+            return Catchup(events[:limit], False, source)
+        return Catchup(events, True, source)
 
     async def last_id(self, session_id: int) -> str | None:
         await self._load(session_id)
@@ -143,3 +144,9 @@ class MemoryRoomLog(RoomLog):
 
     async def backlog(self) -> int:
         return len(self._unflushed)
+
+    def oldest_unflushed_ms(self) -> int | None:
+        return min((e.key for e in self._unflushed.values()), default=(None,))[0]
+
+    async def ping(self) -> None:
+        return None

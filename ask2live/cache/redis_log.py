@@ -81,7 +81,7 @@ ROOM_KEY_TTL_S = 86_400
 # Returns the new id and the entries after ARGV[2] up to it, for in-order local delivery.
 APPEND_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'e', ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'e', ARGV[4], 'o', ARGV[6])
 if ARGV[2] == '' then return {id, {}} end
 return {id, redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], id, 'COUNT', ARGV[5])}
 """
@@ -158,6 +158,8 @@ class RedisRoomLog(RoomLog):
         self._history_keep = history_keep
         # A stable name (host:port) lets a restarted process find its own pending entries.
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        # Unique per running instance (a restarted process is another origin).
+        self.origin = f"{self.consumer}:{secrets.token_hex(3)}"
         self._redis: aioredis.Redis | None = None
         self._reader_redis: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
@@ -304,7 +306,8 @@ class RedisRoomLog(RoomLog):
             return None
         if isinstance(fields, list):
             fields = dict(zip(fields[::2], fields[1::2]))
-        return Event(_text(entry_id), session_id, _text(fields[b"t"]), bytes(fields[b"e"]))
+        origin = _text(fields.get(b"o", b""))
+        return Event(_text(entry_id), session_id, _text(fields[b"t"]), bytes(fields[b"e"]), origin)
 
     async def _read_loop(self) -> None:
         """Other processes' events: one blocking XREAD over every watched room."""
@@ -337,7 +340,8 @@ class RedisRoomLog(RoomLog):
         for _ in range(3):
             async with self.redis.pipeline(transaction=False) as pipe:
                 await self._scripts["append"](keys=[stream], client=pipe,
-                                              args=[STREAM_MAXLEN, after, event_type, body, READ_COUNT])
+                                              args=[STREAM_MAXLEN, after, event_type, body, READ_COUNT,
+                                                    self.origin])
                 if session_id not in self._known_rooms:
                     pipe.sadd(self._rooms_key, session_id)
                 reply = (await pipe.execute())[0]
@@ -346,7 +350,7 @@ class RedisRoomLog(RoomLog):
                 after = self._watched.get(session_id, "")
                 continue
             self._known_rooms.add(session_id)
-            event = Event(_text(reply[0]), session_id, event_type, body)
+            event = Event(_text(reply[0]), session_id, event_type, body, self.origin)
             epoch = self._epochs.get(session_id)
             if epoch is None:
                 epoch = _text(await self.redis.get(self._key(session_id, "epoch")) or b"")
@@ -404,13 +408,14 @@ class RedisRoomLog(RoomLog):
         complete = True
         if len(events) > limit:
             events, complete = events[:limit], False
+        source = "cold_store" if cold else "log"
         epoch_ms = int(epoch.split("-")[0])
         if since_key < (epoch_ms, 0) and time.time() * 1000 - epoch_ms < SETTLE_MS:
             complete = False  # Redis lost this room moments ago; the cold store may still be catching up
         last = await self.last_id(session_id)
         if last is not None and since_key > parse_event_id(last):
             complete = False  # a position past the end: not one this log handed out
-        return Catchup(events, complete)
+        return Catchup(events, complete, source)
 
     async def last_id(self, session_id: int) -> str | None:
         entries = await self.redis.xrevrange(self._key(session_id, "log"), "+", "-", count=1)
@@ -541,6 +546,9 @@ class RedisRoomLog(RoomLog):
             for sid, ids in by_room.items():
                 pipe.xack(self._key(sid, "log"), GROUP, *ids)
             await pipe.execute()
+
+    async def ping(self) -> None:
+        await self.redis.ping()
 
     async def backlog(self) -> int:
         return len(self._own) + len(self._orphans)

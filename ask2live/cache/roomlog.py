@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 EVENT_ID_RE = re.compile(r"^[0-9]{1,15}-[0-9]{1,10}$")
@@ -41,6 +41,8 @@ class Event:
     session_id: int
     type: str
     body: bytes
+    # The room log instance (server process) that appended it; "" when unknown (history).
+    origin: str = field(default="", compare=False)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -58,6 +60,8 @@ class Catchup(NamedTuple):
     events: list[Event]
     # True only when ``events`` is provably everything after the asked position.
     complete: bool
+    # Where the events came from: the log itself, or (in part) the cold store.
+    source: str = "log"
 
 
 Deliver = Callable[[int, list[Event]], None]
@@ -67,6 +71,8 @@ class RoomLog(abc.ABC):
     """What the live room needs from its log. One instance per server process."""
 
     name: str
+    # Names this instance in the events it appends (Event.origin).
+    origin: str = "local"
 
     @abc.abstractmethod
     async def start(self, deliver: Deliver) -> None:
@@ -138,3 +144,11 @@ class RoomLog(abc.ABC):
     @abc.abstractmethod
     async def backlog(self) -> int:
         """How many events wait for the cold store (as far as this process can tell)."""
+
+    @abc.abstractmethod
+    def oldest_unflushed_ms(self) -> int | None:
+        """Wall-clock ms of the oldest event this process holds that the cold store lacks."""
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise if the log's backing service is unreachable."""

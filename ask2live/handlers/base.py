@@ -40,6 +40,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
     @property
     def route_name(self) -> str:
+        """The metrics label: the handler, never the raw path (ids would explode it)."""
         return type(self).__name__
 
     def set_default_headers(self) -> None:
@@ -59,6 +60,10 @@ class ApiHandler(tornado.web.RequestHandler):
     @property
     def user(self) -> User:
         return self.current_user
+
+    def on_finish(self) -> None:
+        self.services.metrics.observe_http(self.route_name, self.request.method, self.get_status(),
+                                           self.request.request_time())
 
     def fields(self) -> Fields:
         if not self.request.body:
@@ -95,6 +100,7 @@ class ApiHandler(tornado.web.RequestHandler):
 
 class NotFoundHandler(ApiHandler):
     requires_login = False
+    route_name = "not_found"
 
     async def prepare(self) -> None:
         raise NotFound("no_such_route", f"There is no {self.request.path}.")

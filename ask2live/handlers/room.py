@@ -98,6 +98,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             if self._stalled_since is None:
                 self._stalled_since = now
             if buffered + len(frame) > self.services.config.outbox_max_bytes or now - self._stalled_since > WRITE_TIMEOUT_SECONDS:
+                self.services.metrics.slow_drops.inc()
                 self.close_with(*CloseCode.SLOW)
                 return
         else:

@@ -120,6 +120,12 @@ class Store:
     async def close(self) -> None:
         await self.engine.close()
 
+    async def ping(self) -> None:
+        async def fn(txn: Transaction) -> None:
+            await txn.fetchone("SELECT 1 AS ok")
+
+        await self.interaction("ping", fn)
+
     # ------------------------------------------------------------------ accounts
 
     async def create_user(self, username: str, display_name: str, password_hash: str, now: datetime) -> User | None:
