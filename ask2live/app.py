@@ -110,7 +110,8 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         store.observe_interactions(metrics.observe_store)
         room_log = make_room_log(config, store)
         rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
-                      rate=(config.rate_per_second, config.rate_burst))
+                      rate=(config.rate_per_second, config.rate_burst),
+                      plain_broadcast=config.broadcast == "write_message")
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         write_behind.stats.observers.append(metrics.observe_flush)
         metrics.track(metrics.rooms, lambda: rooms.local_counts()[0])

@@ -51,6 +51,9 @@ class Config:
     # "writebehind" (Redis Streams or in-process log, batched to the cold store) or "sync"
     # (the old design: every message inserted and re-read before it is broadcast).
     persistence: str = "writebehind"
+    # "frame": each event's WebSocket frame is built once and written as bytes to every
+    # socket; "write_message": Tornado's per-client write_message (the benchmark baseline).
+    broadcast: str = "frame"
     # Write-behind cadence: a batch goes to the cold store this often (or when full).
     flush_interval: float = FLUSH_INTERVAL
     extra: dict = field(default_factory=dict)
@@ -91,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--persistence", choices=("writebehind", "sync"),
                         default=env_default("PERSISTENCE", "writebehind"),
                         help="writebehind (default) or sync, the old DB-per-message design ($ASK2LIVE_PERSISTENCE)")
+    parser.add_argument("--broadcast", choices=("frame", "write_message"),
+                        default=env_default("BROADCAST", "frame"),
+                        help="frame (default) or write_message, the benchmark baseline ($ASK2LIVE_BROADCAST)")
     parser.add_argument("--rate", type=float, default=env_default("RATE", "5"),
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
@@ -121,6 +127,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
         flush_interval=args.flush_interval_ms / 1000,
         persistence=args.persistence,
+        broadcast=args.broadcast,
         rate_per_second=args.rate,
         rate_burst=args.rate_burst,
     )

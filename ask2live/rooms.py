@@ -64,6 +64,8 @@ class Transport(Protocol):
 
     def send_frame(self, frame: bytes) -> None: ...
 
+    def send_message_plain(self, text: str) -> None: ...
+
     def close_with(self, code: int, reason: str) -> None: ...
 
 
@@ -126,7 +128,8 @@ def public_question(question: Question) -> dict:
 
 class Rooms:
     def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
-                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0)) -> None:
+                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0),
+                 plain_broadcast: bool = False) -> None:
         self.log = room_log
         self._store = store
         self._schedule = schedule
@@ -135,6 +138,7 @@ class Rooms:
         self._local: dict[int, LocalRoom] = {}
         self._task: asyncio.Task | None = None
         self._metrics = metrics
+        self._plain = plain_broadcast
         self._rate = rate
         schedule.on_transition(self._on_session_transition)
 
@@ -170,11 +174,15 @@ class Rooms:
         if room is None:
             return
         for event in events:
-            frame = text_frame(event.to_json_bytes())
+            payload = event.to_json_bytes()
+            frame = text_frame(payload)
+            text = payload.decode() if self._plain else ""
             members = list(room.members.values())
             for member in members:
                 if member.pending is not None:
                     member.pending.append((event, frame))
+                elif self._plain:
+                    member.transport.send_message_plain(text)
                 else:
                     member.transport.send_frame(frame)
             self._metrics.fanout.observe(len(members))

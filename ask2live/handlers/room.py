@@ -35,6 +35,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.member: Member | None = None
         self.session = None
         self._stalled_since: float | None = None
+        self._raw_socket = None
 
     async def prepare(self) -> None:
         """Refuse before the upgrade: 401 without a valid token, 404 for an unknown session."""
@@ -72,6 +73,10 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
 
     async def open(self, session_id: str) -> None:
         self.set_nodelay(True)  # without it, Nagle holds small frames back ~40 ms
+        stream = self.ws_connection.stream
+        # The fast path writes to the socket directly; not under TLS (nginx terminates it).
+        plain = type(stream) is tornado.iostream.IOStream and self.services.config.broadcast == "frame"
+        self._raw_socket = stream.socket if plain else None
         self.member = Member(transport=self, user=self.current_user, session_id=self.session.id)
         await self.services.rooms.join(self.member, self.session, self.get_query_argument("since", None))
 
@@ -87,12 +92,27 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
     # -- Transport, for the room
 
     def send_frame(self, frame: bytes) -> None:
-        """Queue one pre-built frame; drop the client if its buffer is full or stuck."""
+        """Write one pre-built frame; drop the client if its buffer is full or stuck.
+
+        The common case, nothing queued for this socket, is one non-blocking send() on the
+        socket itself: Tornado's IOStream.write would add a Future and its bookkeeping per
+        frame. Whatever the kernel does not take goes to the IOStream, which then owns the
+        order (while anything is queued there, every later frame queues behind it)."""
         connection = self.ws_connection
         if connection is None or connection.is_closing():
             return
         stream = connection.stream
         buffered = len(stream._write_buffer) if stream._write_buffer is not None else 0
+        if not buffered and self._raw_socket is not None:
+            try:
+                sent = self._raw_socket.send(frame)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                return  # the peer is gone; Tornado's read side will notice and close
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
         if buffered:
             now = time.monotonic()
             if self._stalled_since is None:
@@ -107,6 +127,12 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
             stream.write(frame)
         except tornado.iostream.StreamClosedError:
             pass
+
+    def send_message_plain(self, text: str) -> None:
+        """The benchmark's baseline (--broadcast write_message): Tornado's own per-client
+        write_message of the (pre-encoded) event text, as a plain Tornado server does it."""
+        if self.ws_connection is not None and not self.ws_connection.is_closing():
+            self.write_message(text)
 
     def close_with(self, code: int, reason: str) -> None:
         """Close with a reason. For a slow client the close frame queues behind its (bounded)
