@@ -180,6 +180,7 @@ class RedisRoomLog(RoomLog):
         self.connected = True
         self._closing = False
         self._carry: list[Event] = []
+        self._wakes: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ keys
 
@@ -218,7 +219,7 @@ class RedisRoomLog(RoomLog):
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._wakes]:
             await cancel_and_wait(task)
         self._tasks = []
         try:
@@ -272,8 +273,10 @@ class RedisRoomLog(RoomLog):
             self._wake()
 
     def _wake(self) -> None:
-        if self._redis is not None:
-            asyncio.get_running_loop().create_task(self._send_wake())
+        if self._redis is not None and not self._closing:
+            task = asyncio.get_running_loop().create_task(self._send_wake())
+            self._wakes.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._wakes.discard)
 
     async def _send_wake(self) -> None:
         try:
@@ -494,10 +497,12 @@ class RedisRoomLog(RoomLog):
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
-            # A stream the set names is gone (Redis lost it, or it expired): warm those back.
+            # A stream the set names is gone (Redis lost it): warm it back rather than drop it
+            # from the set, which could race with another process warming it and leave its
+            # new events unread by any writer.
             for sid in room_ids:
                 if not await self.redis.exists(self._key(sid, "log")):
-                    await self.redis.srem(self._rooms_key, sid)
+                    await self._warm(sid)
             return batch
         returned = {}
         for key, entries in reply or []:
