@@ -386,30 +386,21 @@ class Rooms:
                           question=public_question(question), pinned_question_id=session.pinned_question_id,
                           **self._speaker_fields(member, command))
 
-    async def _on_vote(self, member: Member, command: Command) -> None:
+    async def _on_question_command(self, member: Member, command: Command) -> None:
+        """vote, unvote, answer, pin, hide: the cue sheet's rules and transaction, then the event."""
         await self._question_here(member, command.question_id)
-        question = await self._cuesheet.vote(command.question_id, member.user)
-        await self._question_update(member, command, "vote", question)
+        qid, user, value = command.question_id, member.user, command.value
+        cuesheet = self._cuesheet
+        action = {
+            "vote": lambda: cuesheet.vote(qid, user),
+            "unvote": lambda: cuesheet.unvote(qid, user),
+            "answer": lambda: cuesheet.answer(qid, user, value),
+            "pin": lambda: cuesheet.pin(qid, user, value),
+            "hide": lambda: cuesheet.hide(qid, user, value),
+        }[command.type]
+        await self._question_update(member, command, command.type, await action())
 
-    async def _on_unvote(self, member: Member, command: Command) -> None:
-        await self._question_here(member, command.question_id)
-        question = await self._cuesheet.unvote(command.question_id, member.user)
-        await self._question_update(member, command, "unvote", question)
-
-    async def _on_answer(self, member: Member, command: Command) -> None:
-        await self._question_here(member, command.question_id)
-        question = await self._cuesheet.answer(command.question_id, member.user, command.value)
-        await self._question_update(member, command, "answer", question)
-
-    async def _on_pin(self, member: Member, command: Command) -> None:
-        await self._question_here(member, command.question_id)
-        question = await self._cuesheet.pin(command.question_id, member.user, command.value)
-        await self._question_update(member, command, "pin", question)
-
-    async def _on_hide(self, member: Member, command: Command) -> None:
-        await self._question_here(member, command.question_id)
-        question = await self._cuesheet.hide(command.question_id, member.user, command.value)
-        await self._question_update(member, command, "hide", question)
+    _on_vote = _on_unvote = _on_answer = _on_pin = _on_hide = _on_question_command
 
     async def _on_delete_message(self, member: Member, command: Command) -> None:
         await self.append(member.session_id, "message_deleted", message_id=command.message_id,
