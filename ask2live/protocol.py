@@ -68,6 +68,13 @@ def decode(message: str | bytes) -> Any:
         raise BadRequest("invalid_json", "The frame is not valid JSON.") from None
 
 
+def decode_or_none(message: str | bytes) -> Any:
+    try:
+        return orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def parse(frame: Any) -> Command:
     """A decoded client frame as a Command; an ApiError (sent back as an error frame) if it is not one."""
     if not isinstance(frame, dict):
@@ -89,6 +96,10 @@ def parse(frame: Any) -> Command:
         command.anonymous = anonymous
     elif kind in QUESTION_COMMANDS:
         command.question_id = _id(frame, "question_id")
+        if kind in ("vote", "unvote"):
+            if "value" in frame:
+                raise BadRequest("invalid_field", f"'{kind}' takes no 'value' (send 'vote' or 'unvote').")
+            return command
         value = frame.get("value", True)
         if not isinstance(value, bool):
             raise BadRequest("invalid_field", "'value' must be true or false.")

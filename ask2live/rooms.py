@@ -329,15 +329,17 @@ class Rooms:
         received = time.perf_counter()
         client_msg_id = None
         try:
-            frame = protocol.decode(message)
-            client_msg_id = protocol.client_msg_id_of(frame)
+            # The limit comes first: every frame counts, garbage included.
             if not member.bucket.take():
+                client_msg_id = protocol.client_msg_id_of(protocol.decode_or_none(message))
                 self._metrics.rate_limited.inc()
                 member.refusals += 1
                 if member.refusals >= ABUSE_REFUSALS:
                     member.transport.close_with(*CloseCode.RATE_LIMITED)
                 raise ApiError("rate_limited", "Too many frames; slow down.", status=429)
             member.refusals = 0
+            frame = protocol.decode(message)
+            client_msg_id = protocol.client_msg_id_of(frame)
             command = protocol.parse(frame)
             if command.type in protocol.HOST_COMMANDS and member.role != HOST:
                 raise Forbidden("not_host", f"Only the host may {command.type.replace('_', ' ')}.")
@@ -381,10 +383,33 @@ class Rooms:
             raise NotFound("question_not_found", f"There is no question {question_id} in this session.")
 
     async def _question_update(self, member: Member, command: Command, action: str, question: Question) -> None:
-        session = await self._schedule.get(member.session_id)
-        await self.append(member.session_id, "question_updated", action=action, value=command.value,
-                          question=public_question(question), pinned_question_id=session.pinned_question_id,
-                          **self._speaker_fields(member, command))
+        await self.question_changed(action, question, member.user, member.role, command.client_msg_id,
+                                    value=None if action in ("vote", "unvote") else command.value)
+
+    async def announce_from_api(self, action: str, question: Question, user: User, value: bool | None = None) -> None:
+        """A question changed through the REST API: a live room hears of it as from a socket."""
+        session = await self._schedule.get(question.session_id)
+        if session.status != "live":
+            return
+        role = HOST if user.id == session.host.id else LISTENER
+        if action == "ask":
+            fields = {"user": None, "role": None} if question.anonymous else {"user": user_json(user), "role": role}
+            await self.append(session.id, "question", question=public_question(question), client_msg_id=None,
+                              **fields)
+        else:
+            await self.question_changed(action, question, user, role, value=value)
+
+    async def question_changed(self, action: str, question: Question, user: User, role: str | None,
+                               client_msg_id: str | None = None, value: bool | None = None) -> None:
+        """Tell the room a question changed (from a socket here, or from the REST API)."""
+        session = await self._schedule.get(question.session_id)
+        body = {"id": question.id, "deleted": True} if action == "delete" else public_question(question)
+        fields: dict[str, Any] = {"action": action, "question": body,
+                                  "pinned_question_id": session.pinned_question_id}
+        if value is not None:
+            fields["value"] = value
+        await self.append(question.session_id, "question_updated", **fields, user=user_json(user), role=role,
+                          client_msg_id=client_msg_id)
 
     async def _on_question_command(self, member: Member, command: Command) -> None:
         """vote, unvote, answer, pin, hide: the cue sheet's rules and transaction, then the event."""

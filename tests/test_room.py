@@ -295,3 +295,35 @@ async def test_write_statements_per_chat_message_are_far_below_one(room, base_ur
     assert 1 <= len(writes) <= messages / 10
     assert (await db_rows(services, "SELECT COUNT(*) AS n FROM room_events WHERE session_id = ? AND type = 'chat'",
                           sid))[0]["n"] == messages
+
+
+async def test_question_changes_made_through_rest_reach_the_live_room(room, base_url):
+    host, guest, sid = await room()
+    h = await RoomClient.connect(base_url, sid, host.token)
+    question = await guest.question(sid, "REST에서 온 질문")
+    asked = await h.next("question")
+    assert asked["question"]["id"] == question["id"] and asked["question"]["text"] == "REST에서 온 질문"
+    await host.post(f"/api/questions/{question['id']}/vote")
+    voted = await h.next("question_updated", action="vote")
+    assert voted["question"]["votes"] == 1 and "value" not in voted
+    await host.post(f"/api/questions/{question['id']}/pin")
+    pinned = await h.next("question_updated", action="pin")
+    assert pinned["pinned_question_id"] == question["id"] and pinned["role"] == "host"
+
+
+async def test_garbage_frames_count_against_the_rate_limit(room, base_url):
+    host, guest, sid = await room()
+    g = await RoomClient.connect(base_url, sid, guest.token)
+    for _ in range(20):
+        await g.send(b"{not json")
+    codes = [(await g.next("error"))["code"] for _ in range(20)]
+    assert "rate_limited" in codes
+
+
+async def test_a_long_korean_chat_with_escaped_json_fits_the_frame_cap(room, base_url):
+    import json
+
+    host, guest, sid = await room()
+    g = await RoomClient.connect(base_url, sid, guest.token)
+    await g.send(json.dumps({"type": "chat", "text": "가" * 1000, "client_msg_id": "long"}))  # \uac00 escapes
+    assert (await g.next("chat", client_msg_id="long"))["text"] == "가" * 1000

@@ -599,8 +599,16 @@ class RedisRoomLog(RoomLog):
                 continue
             delivered_key = parse_event_id(delivered)
             min_pending = parse_event_id(_text(pending["min"])) if pending["pending"] else None
-            for key in [k for k in self._own if k[0] == sid]:
-                ev = self._own[key][0]
-                if ev.key <= delivered_key and (min_pending is None or ev.key < min_pending):
-                    del self._own[key]
+            # The group says these are done; the cold store has the last word. An event the
+            # group skipped without ever holding it (trimmed by the MAXLEN guard, lost in a
+            # partial Redis rollback) is not there: this process writes it itself.
+            done = [ev for (s_, _), (ev, _) in self._own.items()
+                    if s_ == sid and ev.key <= delivered_key and (min_pending is None or ev.key < min_pending)]
+            if done:
+                stored = await self._store.stored_event_ids(sid, min(e.key for e in done), max(e.key for e in done))
+                for ev in done:
+                    del self._own[(sid, ev.id)]
+                    if ev.key not in stored:
+                        log.warning("room %s: event %s never reached the cold store; writing it", sid, ev.id)
+                        self._orphans[(sid, ev.id)] = ev
             await self._scripts["trim"](keys=[stream], args=[self._history_keep])

@@ -581,6 +581,18 @@ class Store:
 
         return [_event(r) for r in reversed(await self.interaction("recent_events", fn))]
 
+    async def stored_event_ids(self, session_id: int, first: tuple[int, int], last: tuple[int, int]) -> set[tuple[int, int]]:
+        """Which ids between ``first`` and ``last`` (inclusive) the cold store holds."""
+
+        async def fn(txn: Transaction) -> list[dict]:
+            return await txn.fetchall(
+                "SELECT id_ms, id_seq FROM room_events WHERE session_id = ?"
+                " AND (id_ms, id_seq) >= (?, ?) AND (id_ms, id_seq) <= (?, ?)",
+                session_id, *first, *last,
+            )
+
+        return {(int(r["id_ms"]), int(r["id_seq"])) for r in await self.interaction("stored_event_ids", fn)}
+
     async def count_events(self, session_id: int) -> int:
         async def fn(txn: Transaction) -> int:
             row = await txn.fetchone("SELECT COUNT(*) AS n FROM room_events WHERE session_id = ?", session_id)
