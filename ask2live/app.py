@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import AsyncIterator
 
 import tornado.web
@@ -42,6 +43,7 @@ WEBSOCKET_MAX_MESSAGE = CHAT_MAX * 4 + 1024
 
 def routes(services: Services) -> list:
     deps = {"services": services}
+    static = str(Path(__file__).resolve().parent / "static")
     session = r"/api/sessions/([0-9]{1,19})"
     return [
         (r"/api/users", accounts.UsersHandler, deps),
@@ -62,6 +64,9 @@ def routes(services: Services) -> list:
         (r"/healthz", meta.HealthHandler, deps),
         (r"/metrics", meta.MetricsHandler, deps),
         (r"/ws/sessions/([0-9]{1,19})", room.RoomSocket, deps),
+        # The web client: one page (hash routes) and its static files, no build step.
+        (r"/()", tornado.web.StaticFileHandler, {"path": static, "default_filename": "index.html"}),
+        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
     ]
 
 

@@ -1,0 +1,840 @@
+// One session: the page before it starts (pre-questions, the host's cue sheet, "Go live"),
+// the live room (chat, questions, people, voice), and the record once it has ended.
+
+import { ApiError, api, get, post } from "./api.js";
+import { h, replaceChildren, formatClock, formatRelative, timeElement, initials, hue, toast } from "./dom.js";
+import { Room } from "./room.js";
+import { Voice } from "./voice.js";
+
+const CHAT_KEEP = 500;
+const PRE_LIVE_POLL_MS = 10000;
+const ROLE_LABEL = { host: "Host", speaker: "Speaker", listener: "Listener" };
+
+const ERROR_TEXT = {
+  rate_limited: "You are sending too fast; wait a moment.",
+  not_live: "The session is not live yet.",
+  already_voted: "You have voted for that question already.",
+};
+
+export class SessionView {
+  constructor(root, sessionId, me, { navigate, setTitle }) {
+    this.root = root;
+    this.id = sessionId;
+    this.me = me;
+    this.navigate = navigate;
+    this.setTitle = setTitle;
+    this.session = null;
+    this.layout = null; // "scheduled" | "live" | "ended"
+    this.questions = new Map();
+    this.sort = "top";
+    this.editing = null; // question id being edited
+    this.presence = new Map(); // conn → {user, role, conn}
+    this.speakers = new Set();
+    this.hands = new Set();
+    this.chat = []; // confirmed chat lines and room notes, in order
+    this.myAsks = new Set(); // client_msg_ids of questions asked over the socket
+    this.voiceConfigured = null;
+    this.room = null;
+    this.voice = null;
+    this.pollTimer = 0;
+    this.destroyed = false;
+    this.unseen = 0;
+    this.el = {};
+  }
+
+  get isHost() {
+    return this.session && this.session.host.id === this.me.id;
+  }
+
+  get myRole() {
+    if (this.isHost) return "host";
+    return this.speakers.has(this.me.id) ? "speaker" : "listener";
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(liveRoute) {
+    this.root.className = "session-page";
+    this.root.append(h("h1", { class: "loading" }, "Loading…"));
+    try {
+      this.session = (await get(`/api/sessions/${this.id}`)).session;
+    } catch (error) {
+      return this.fail(error);
+    }
+    if (this.destroyed) return;
+    this.render();
+    if (this.session.status === "scheduled" || this.session.status === "live") {
+      this.room = new Room(this.id, {
+        welcome: (frame, info) => this.onWelcome(frame, info),
+        event: (frame, info) => this.onEvent(frame, info),
+        frame: (frame) => this.onFrame(frame),
+        state: (state, detail) => this.onState(state, detail),
+        chat: () => this.renderChat(),
+      });
+      window.ask2live.room = this.room;
+      window.ask2live.view = this;
+      this.room.connect();
+    }
+    if (this.session.status !== "live") this.loadQuestions();
+    if (this.session.status === "scheduled") {
+      this.pollTimer = setInterval(() => this.loadQuestions(), PRE_LIVE_POLL_MS);
+    }
+    this.route(liveRoute);
+  }
+
+  route(liveRoute) {
+    if (!this.session) return;
+    const live = this.session.status === "live";
+    if (liveRoute !== live) this.navigate(`/sessions/${this.id}${live ? "/live" : ""}`, { replace: true });
+  }
+
+  destroy() {
+    this.destroyed = true;
+    clearInterval(this.pollTimer);
+    this.room?.stop();
+    this.voice?.leave();
+    if (window.ask2live.view === this) window.ask2live.view = null;
+  }
+
+  fail(error) {
+    if (error instanceof ApiError && error.status === 401) return this.navigate(`/login?next=/sessions/${this.id}`);
+    const missing = error instanceof ApiError && error.status === 404;
+    this.setTitle(missing ? "Not found" : "Error");
+    replaceChildren(this.root,
+      h("h1", {}, missing ? "No such session" : "Something went wrong"),
+      h("p", {}, missing ? "It may have been cancelled." : error.message),
+      h("p", {}, h("a", { href: "#/" }, "Back to the sessions")));
+  }
+
+  async loadQuestions() {
+    try {
+      const page = await get(`/api/sessions/${this.id}/questions?sort=top&limit=100`);
+      if (this.destroyed) return;
+      this.questions = new Map(page.items.map((q) => [q.id, q]));
+      this.session.pinned_question_id = page.items.find((q) => q.pinned)?.id ?? null;
+      this.renderQuestions();
+    } catch (error) {
+      if (error.status === 401) this.fail(error);
+    }
+  }
+
+  setSession(session) {
+    const before = this.session.status;
+    this.session = { ...this.session, ...session };
+    if (before !== this.session.status) {
+      this.render();
+      if (this.session.status === "live") {
+        clearInterval(this.pollTimer);
+        this.navigate(`/sessions/${this.id}/live`, { replace: true });
+      } else if (this.session.status === "ended") {
+        clearInterval(this.pollTimer);
+        this.room?.stop();
+        this.voice?.leave();
+        this.navigate(`/sessions/${this.id}`, { replace: true });
+        this.loadQuestions();
+      }
+    } else {
+      this.renderHeader();
+    }
+  }
+
+  // ---------------------------------------------------------------- the room's frames
+
+  onWelcome(frame, { fresh, recovered }) {
+    this.you = frame.you;
+    this.voiceConfigured = Boolean(frame.voice && frame.voice.configured);
+    this.presence = new Map(frame.presence.map((p) => [p.conn, p]));
+    this.speakers = new Set(frame.speakers);
+    this.hands = new Set(frame.hands);
+    if (this.layout === "live" || fresh) {
+      // The snapshot at join time is the truth for the live cue sheet; before the
+      // session starts, the REST list (all of it, not just the top 50) is.
+      for (const q of frame.questions) this.questions.set(q.id, q);
+      if (this.layout === "live") this.questions = new Map(frame.questions.map((q) => [q.id, q]));
+    }
+    if (fresh) this.chat = [];
+    if (!recovered) this.note("Some messages sent while you were away are not shown.");
+    const before = this.session.status;
+    this.setSession(frame.session);
+    if (this.session.status === before) this.renderAll();
+  }
+
+  onEvent(event, { replay }) {
+    switch (event.type) {
+      case "chat":
+        this.chat.push(event);
+        if (this.chat.length > CHAT_KEEP) this.chat.splice(0, this.chat.length - CHAT_KEEP);
+        this.renderChat();
+        break;
+      case "message_deleted":
+        this.chat = this.chat.filter((line) => line.id !== event.message_id);
+        this.renderChat();
+        break;
+      case "join":
+        if (!replay) this.presence.set(event.conn, { user: event.user, role: event.role, conn: event.conn });
+        this.renderPeople();
+        break;
+      case "leave":
+        if (!replay) this.presence.delete(event.conn);
+        this.renderPeople();
+        break;
+      case "hand_raised":
+      case "hand_lowered":
+        if (!replay) event.type === "hand_raised" ? this.hands.add(event.user.id) : this.hands.delete(event.user.id);
+        this.renderPeople();
+        break;
+      case "voice_granted":
+      case "voice_revoked": {
+        const granted = event.type === "voice_granted";
+        if (!replay) {
+          granted ? this.speakers.add(event.user.id) : this.speakers.delete(event.user.id);
+          if (granted) this.hands.delete(event.user.id);
+        }
+        const you = event.user.id === this.me.id;
+        this.note(granted ? `${you ? "You" : event.user.display_name} can speak now.` : `${you ? "Your" : event.user.display_name + "’s"} voice was turned off.`, event);
+        if (you && !replay) {
+          toast(granted ? "The host gave you the floor: you can speak." : "The host turned your voice off.");
+          if (granted && this.voiceConfigured && (!this.voice || this.voice.state !== "on")) {
+            toast("Join voice to use your microphone.");
+          }
+        }
+        this.renderPeople();
+        this.renderVoice();
+        break;
+      }
+      // History and catch-up come with the welcome, whose cue sheet and session are newer
+      // than any of them: only live events change the questions and the session.
+      case "question":
+        if (replay) break;
+        this.upsertQuestion(event.question, event);
+        this.renderQuestions();
+        break;
+      case "question_updated":
+        if (replay) break;
+        this.upsertQuestion(event.question, event);
+        this.setPinned(event.pinned_question_id);
+        this.renderQuestions();
+        break;
+      case "session_started":
+      case "session_ended":
+        if (event.type === "session_ended") this.note("The session has ended.", event);
+        if (!replay) this.setSession(event.session);
+        break;
+      default:
+        break;
+    }
+  }
+
+  onFrame(frame) {
+    if (frame.type === "voice_token") {
+      this.voice?.token(frame);
+    } else if (frame.type === "error") {
+      if (frame.client_msg_id && this.room?.pending.has(frame.client_msg_id)) return; // shown on the line
+      toast(ERROR_TEXT[frame.code] || frame.message, "error");
+    }
+  }
+
+  onState(state, detail) {
+    const pill = this.el.connection;
+    if (pill) {
+      pill.dataset.state = state;
+      pill.textContent = { open: "Connected", connecting: "Connecting…", reconnecting: "Reconnecting…", closed: "Offline" }[state];
+    }
+    document.body.classList.toggle("is-reconnecting", state === "reconnecting");
+    if (detail.attempt && detail.attempt % 3 === 0) {
+      // Maybe the socket is refused: signed out (token expired) or the session is gone.
+      get(`/api/sessions/${this.id}`).then((answer) => this.setSession(answer.session)).catch((error) => {
+        if (error.status === 401 || error.status === 404) {
+          this.room?.stop();
+          this.fail(error);
+        }
+      });
+    }
+  }
+
+  note(text, event = null) {
+    const id = event ? event.id : null;
+    if (id && this.chat.some((line) => line.id === id)) return;
+    this.chat.push({ type: "note", id: id || `note-${Date.now()}-${Math.random()}`, text, ts: event ? event.ts : Date.now() });
+    this.renderChat();
+  }
+
+  upsertQuestion(q, event) {
+    const old = this.questions.get(q.id);
+    if (q.hidden && q.text === undefined) {
+      // Hidden: the room is told only the id. The host keeps seeing it, marked hidden.
+      if (this.isHost && old) this.questions.set(q.id, { ...old, hidden: true, pinned: false });
+      else this.questions.delete(q.id);
+      return;
+    }
+    const actor = event.user;
+    const merged = { mine: false, voted: false, ...old, ...q };
+    if (!old) merged.mine = this.myAsks.delete(event.client_msg_id) || Boolean(actor && actor.id === this.me.id);
+    if (event.action === "vote" && actor && actor.id === this.me.id) merged.voted = true;
+    if (event.action === "unvote" && actor && actor.id === this.me.id) merged.voted = false;
+    this.questions.set(q.id, merged);
+  }
+
+  setPinned(pinnedId) {
+    this.session.pinned_question_id = pinnedId ?? null;
+    for (const q of this.questions.values()) q.pinned = q.id === pinnedId;
+  }
+
+  // ---------------------------------------------------------------- actions
+
+  async act(label, work) {
+    try {
+      return await work();
+    } catch (error) {
+      if (error.status === 401) return this.fail(error);
+      toast(`${label}: ${error.message}`, "error");
+      return undefined;
+    }
+  }
+
+  sendOrRest(type, fields, rest) {
+    if (this.room && this.room.command(type, fields)) return;
+    this.act("Could not do that", async () => {
+      const answer = await rest();
+      if (answer && answer.question) {
+        this.questions.set(answer.question.id, answer.question);
+        if (type !== "vote" && type !== "unvote") await this.loadQuestions(); // the pin may have moved
+        this.renderQuestions();
+      }
+    });
+  }
+
+  vote(q) {
+    const type = q.voted ? "unvote" : "vote";
+    this.sendOrRest(type, { question_id: q.id }, () => api(q.voted ? "DELETE" : "POST", `/api/questions/${q.id}/vote`));
+  }
+
+  moderate(q, action, value) {
+    this.sendOrRest(action, { question_id: q.id, value }, () => post(`/api/questions/${q.id}/${action}`, { value }));
+  }
+
+  ask(text, anonymous) {
+    const id = this.room && this.room.command("question", { text, anonymous });
+    if (id) {
+      this.myAsks.add(id);
+      return true;
+    }
+    return this.act("Your question was not sent", async () => {
+      const answer = await post(`/api/sessions/${this.id}/questions`, { text, anonymous });
+      this.questions.set(answer.question.id, answer.question);
+      this.renderQuestions();
+      return true;
+    });
+  }
+
+  async saveEdit(q, text) {
+    const answer = await this.act("Not saved", () => api("PATCH", `/api/questions/${q.id}`, { text }));
+    if (answer) {
+      this.questions.set(q.id, answer.question);
+      this.editing = null;
+      this.renderQuestions();
+    }
+  }
+
+  async remove(q) {
+    if (!confirm("Delete your question?")) return;
+    const done = await this.act("Not deleted", async () => {
+      await api("DELETE", `/api/questions/${q.id}`);
+      return true;
+    });
+    if (done) {
+      this.questions.delete(q.id);
+      this.renderQuestions();
+    }
+  }
+
+  goLive() {
+    return this.act("Could not go live", async () => {
+      const answer = await post(`/api/sessions/${this.id}/start`);
+      this.setSession(answer.session);
+    });
+  }
+
+  end() {
+    if (!confirm("End the session for everyone?")) return;
+    this.act("Could not end the session", async () => {
+      const answer = await post(`/api/sessions/${this.id}/end`);
+      this.setSession(answer.session);
+    });
+  }
+
+  reserve() {
+    const reserved = this.session.reserved;
+    this.act(reserved ? "Could not give the seat back" : "Could not reserve", async () => {
+      const answer = await api(reserved ? "DELETE" : "POST", `/api/sessions/${this.id}/reservation`);
+      this.setSession(answer.session);
+    });
+  }
+
+  hand(raise) {
+    if (!this.room.command(raise ? "raise_hand" : "lower_hand")) toast("Not connected; try again in a moment.", "error");
+  }
+
+  setVoice(userId, grant) {
+    if (!this.room.command(grant ? "grant_voice" : "revoke_voice", { user_id: userId })) {
+      toast("Not connected; try again in a moment.", "error");
+    }
+  }
+
+  async joinVoice() {
+    if (!this.voice) {
+      this.voice = new Voice({
+        requestToken: () => this.room?.command("voice_token"),
+        onChange: () => this.renderVoice(),
+      });
+      window.ask2live.voice = this.voice;
+    }
+    try {
+      const token = await post(`/api/sessions/${this.id}/voice/token`);
+      await this.voice.join(token);
+      if (this.voice.state === "error") toast(`Voice: ${this.voice.error}`, "error");
+    } catch (error) {
+      if (error.code === "voice_not_configured") this.voiceConfigured = false;
+      else toast(`Voice: ${error.message}`, "error");
+    }
+    this.renderVoice();
+  }
+
+  // ---------------------------------------------------------------- rendering
+
+  render() {
+    const status = this.session.status;
+    this.layout = status === "live" ? "live" : status === "scheduled" ? "scheduled" : "ended";
+    this.setTitle(this.session.title);
+    this.el = {};
+    const el = this.el;
+    el.header = h("header", { class: "session-head" });
+    el.questions = h("section", { class: "pane questions-pane", "aria-labelledby": "questions-heading" });
+    el.people = h("section", { class: "pane people-pane", "aria-labelledby": "people-heading" });
+    el.chat = h("section", { class: "pane chat-pane", "aria-labelledby": "chat-heading" });
+    el.nowAnswering = h("section", { class: "now-answering", "aria-label": "Now answering", hidden: true });
+    const keepFocus = document.activeElement;
+    this.root.className = `session-page layout-${this.layout}`;
+    if (this.layout === "live") {
+      this.root.replaceChildren(el.header, el.nowAnswering, h("div", { class: "live-grid" }, el.people, el.chat, el.questions));
+    } else if (this.layout === "scheduled") {
+      this.root.replaceChildren(el.header, h("div", { class: "pre-grid" }, el.questions, el.people));
+    } else {
+      this.root.replaceChildren(el.header, h("div", { class: "pre-grid" }, el.questions, this.chat.length ? el.chat : null));
+    }
+    this.buildChat();
+    this.renderAll();
+    if (!this.root.contains(keepFocus)) this.root.querySelector("h1")?.focus({ preventScroll: true });
+  }
+
+  renderAll() {
+    this.renderHeader();
+    this.renderQuestions();
+    this.renderPeople();
+    this.renderChat();
+  }
+
+  renderHeader() {
+    const s = this.session;
+    const el = this.el;
+    if (!el.header) return;
+    const status = { scheduled: "Upcoming", live: "Live", ended: "Ended", cancelled: "Cancelled" }[s.status];
+    el.connection = el.connection || h("span", { class: "connection", role: "status", "data-state": this.room?.state || "closed" },
+      this.room?.state === "open" ? "Connected" : this.room ? "Connecting…" : "");
+    const actions = [];
+    if (s.status === "scheduled" && this.isHost) {
+      actions.push(h("button", { type: "button", class: "primary go-live", onclick: () => this.goLive() }, "Go live"));
+    }
+    if (s.status === "scheduled" && !this.isHost) {
+      actions.push(h("button", { type: "button", "aria-pressed": String(s.reserved), onclick: () => this.reserve() },
+        s.reserved ? "Seat reserved ✓" : "Reserve a seat"));
+    }
+    if (s.status === "live" && this.isHost) {
+      actions.push(h("button", { type: "button", class: "danger", onclick: () => this.end() }, "End session"));
+    }
+    if (s.status === "live") actions.push(el.voice = el.voice || h("div", { class: "voice-box" }));
+    let when;
+    if (s.status === "scheduled") when = ["Starts ", timeElement(s.starts_at), h("span", { class: "muted" }, ` (${formatRelative(s.starts_at)})`)];
+    else if (s.status === "live") when = ["Started ", formatRelative(s.started_at)];
+    else if (s.status === "ended") when = ["Ended ", timeElement(s.ended_at)];
+    else when = ["Cancelled"];
+    replaceChildren(el.header,
+      h("p", { class: "crumbs" }, h("a", { href: "#/" }, "← Sessions")),
+      h("div", { class: "head-row" },
+        h("div", { class: "head-text" },
+          h("h1", { tabindex: "-1" }, s.title),
+          h("p", { class: "meta" },
+            h("span", { class: `badge badge-${s.status}` }, status),
+            h("span", {}, "Hosted by ", h("strong", {}, s.host.display_name), this.isHost ? " (you)" : ""),
+            h("span", {}, when),
+            s.status === "scheduled" ? h("span", {}, `${s.reservations} seat${s.reservations === 1 ? "" : "s"} reserved`) : null,
+            this.room && s.status !== "ended" ? el.connection : null)),
+        h("div", { class: "head-actions" }, actions)),
+      s.description && this.layout !== "live" ? h("p", { class: "description" }, s.description) : null);
+    this.renderVoice();
+  }
+
+  renderVoice() {
+    const box = this.el.voice;
+    if (!box || this.session.status !== "live") return;
+    const v = this.voice;
+    const publisher = this.myRole !== "listener";
+    if (this.voiceConfigured === false) {
+      replaceChildren(box, h("span", { class: "voice-status voice-off", role: "note" }, "🔇 Voice not configured on this server"));
+      return;
+    }
+    if (this.voiceConfigured === null) {
+      replaceChildren(box);
+      return;
+    }
+    if (!v || v.state === "off" || v.state === "error") {
+      replaceChildren(box, h("button", { type: "button", class: "voice-join", "data-key": "voice-join", onclick: () => this.joinVoice() },
+        publisher ? "🎙 Join voice" : "🎧 Listen in"));
+      return;
+    }
+    if (v.state === "joining") {
+      replaceChildren(box, h("span", { class: "voice-status" }, "Joining voice…"));
+      return;
+    }
+    replaceChildren(box,
+      h("span", { class: "voice-status voice-on" }, v.role === "publisher" ? (v.muted ? "Mic muted" : "Mic on") : "Listening"),
+      v.role === "publisher" ? h("button", { type: "button", "aria-pressed": String(v.muted), "data-key": "voice-mute",
+        onclick: () => v.setMuted(!v.muted) }, v.muted ? "Unmute" : "Mute") : null,
+      h("button", { type: "button", "data-key": "voice-leave", onclick: () => v.leave() }, "Leave voice"));
+    this.renderPeople();
+  }
+
+  // -- questions
+
+  sortedQuestions() {
+    const items = [...this.questions.values()];
+    if (this.sort === "recent") {
+      return items.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
+    }
+    const pinned = this.session.pinned_question_id;
+    return items.sort((a, b) =>
+      (b.id === pinned) - (a.id === pinned) || a.answered - b.answered || b.votes - a.votes ||
+      a.created_at.localeCompare(b.created_at) || a.id - b.id);
+  }
+
+  renderQuestions() {
+    const pane = this.el.questions;
+    if (!pane) return;
+    const open = this.session.status === "scheduled" || this.session.status === "live";
+    const cue = this.isHost;
+    if (!this.el.questionList) {
+      this.el.questionList = h("ol", { class: "question-list", "aria-labelledby": "questions-heading" });
+      const sortButtons = ["top", "recent"].map((sort) => h("button", {
+        type: "button", class: "seg", "data-sort": sort, "aria-pressed": String(this.sort === sort),
+        onclick: () => {
+          this.sort = sort;
+          for (const b of pane.querySelectorAll(".seg")) b.setAttribute("aria-pressed", String(b.dataset.sort === sort));
+          this.renderQuestions();
+        },
+      }, sort === "top" ? "Top" : "Recent"));
+      replaceChildren(pane,
+        h("div", { class: "pane-head" },
+          h("h2", { id: "questions-heading" }, cue ? "Cue sheet" : "Questions", " ", this.el.questionCount = h("span", { class: "count" })),
+          h("div", { class: "segmented", role: "group", "aria-label": "Sort questions" }, sortButtons)),
+        open && !cue ? this.askForm() : null,
+        this.el.questionList);
+    }
+    const items = this.sortedQuestions();
+    this.el.questionCount.textContent = `(${items.length})`;
+    replaceChildren(this.el.questionList, items.length
+      ? items.map((q) => this.questionItem(q, open))
+      : h("li", { class: "empty" }, open ? (cue ? "No questions yet. They will show up here as people ask." : "No questions yet. Be the first to ask!") : "No questions."));
+    this.renderNowAnswering();
+  }
+
+  askForm() {
+    const text = h("textarea", { id: "ask-text", name: "text", rows: 2, maxlength: 500, required: true,
+      placeholder: "What would you like to ask?" });
+    const anonymous = h("input", { id: "ask-anonymous", type: "checkbox", name: "anonymous" });
+    const form = h("form", { class: "ask-form" },
+      h("label", { for: "ask-text", class: "visually-hidden" }, "Your question"),
+      text,
+      h("div", { class: "ask-row" },
+        h("label", { class: "check" }, anonymous, " Ask anonymously"),
+        h("button", { type: "submit", class: "primary" }, "Ask")));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const value = text.value.trim();
+      if (!value) return text.focus();
+      if (await this.ask(value, anonymous.checked)) {
+        text.value = "";
+        anonymous.checked = false;
+      }
+    });
+    text.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+    });
+    return form;
+  }
+
+  questionItem(q, open) {
+    const host = this.isHost;
+    const author = q.anonymous ? "Anonymous" : q.author ? q.author.display_name : "Someone";
+    const badges = [];
+    if (q.pinned) badges.push(h("span", { class: "badge badge-pinned" }, "Now answering"));
+    if (q.answered) badges.push(h("span", { class: "badge badge-answered" }, "Answered"));
+    if (q.hidden) badges.push(h("span", { class: "badge badge-hidden" }, "Hidden"));
+    const actions = [];
+    const key = (name) => `q${q.id}-${name}`;
+    if (open && q.mine && !q.answered && this.session.status === "scheduled") {
+      actions.push(h("button", { type: "button", class: "small", "data-key": key("edit"),
+        onclick: () => { this.editing = q.id; this.renderQuestions(); this.el.questionList.querySelector(".edit-form textarea")?.focus(); } }, "Edit"));
+      actions.push(h("button", { type: "button", class: "small", "data-key": key("delete"), onclick: () => this.remove(q) }, "Delete"));
+    }
+    if (host && open) {
+      actions.push(h("button", { type: "button", class: "small", "data-key": key("answer"), "aria-pressed": String(q.answered),
+        onclick: () => this.moderate(q, "answer", !q.answered) }, q.answered ? "Reopen" : "Mark answered"));
+      if (!q.answered && !q.hidden) {
+        actions.push(h("button", { type: "button", class: "small", "data-key": key("pin"), "aria-pressed": String(q.pinned),
+          onclick: () => this.moderate(q, "pin", !q.pinned) }, q.pinned ? "Unpin" : "Pin"));
+      }
+      actions.push(h("button", { type: "button", class: "small", "data-key": key("hide"), "aria-pressed": String(q.hidden),
+        onclick: () => this.moderate(q, "hide", !q.hidden) }, q.hidden ? "Show" : "Hide"));
+    }
+    let body;
+    if (this.editing === q.id) {
+      const area = h("textarea", { id: `edit-${q.id}`, rows: 2, maxlength: 500 });
+      area.value = q.text;
+      const form = h("form", { class: "edit-form" },
+        h("label", { for: `edit-${q.id}`, class: "visually-hidden" }, "Edit your question"),
+        area,
+        h("div", { class: "actions" },
+          h("button", { type: "submit", class: "primary small" }, "Save"),
+          h("button", { type: "button", class: "small", onclick: () => { this.editing = null; this.renderQuestions(); } }, "Cancel")));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        if (area.value.trim()) this.saveEdit(q, area.value.trim());
+      });
+      area.addEventListener("keydown", (event) => {
+        if (event.key === "Escape") { this.editing = null; this.renderQuestions(); }
+      });
+      body = form;
+    } else {
+      body = h("p", { class: "q-text" }, q.text);
+    }
+    return h("li", { class: `question${q.answered ? " answered" : ""}${q.pinned ? " pinned" : ""}${q.hidden ? " is-hidden" : ""}`,
+      "data-question-id": q.id },
+      h("button", { type: "button", class: "vote", "data-key": key("vote"), "aria-pressed": String(Boolean(q.voted)),
+        disabled: !open || q.answered, "aria-label": `${q.voted ? "Remove your vote" : "Upvote"}: ${q.votes} vote${q.votes === 1 ? "" : "s"}`,
+        onclick: () => this.vote(q) },
+        h("span", { class: "arrow", "aria-hidden": "true" }, "▲"), h("span", { class: "votes" }, q.votes)),
+      h("div", { class: "q-body" },
+        body,
+        h("p", { class: "q-meta" },
+          h("span", { class: q.anonymous ? "anon" : "" }, author), q.mine ? h("span", { class: "you" }, " · you") : null,
+          h("span", { class: "muted" }, " · ", formatRelative(q.created_at)), badges),
+        actions.length ? h("div", { class: "q-actions" }, actions) : null));
+  }
+
+  renderNowAnswering() {
+    const box = this.el.nowAnswering;
+    if (!box) return;
+    const q = this.questions.get(this.session.pinned_question_id);
+    if (!q || this.layout !== "live") {
+      box.hidden = true;
+      box.replaceChildren();
+      return;
+    }
+    box.hidden = false;
+    replaceChildren(box,
+      h("p", { class: "label" }, "Now answering"),
+      h("p", { class: "pinned-text" }, q.text),
+      h("p", { class: "q-meta" }, q.anonymous ? "Anonymous" : q.author?.display_name, ` · ${q.votes} vote${q.votes === 1 ? "" : "s"}`),
+      this.isHost ? h("div", { class: "q-actions" },
+        h("button", { type: "button", class: "small primary", "data-key": "now-answered", onclick: () => this.moderate(q, "answer", true) }, "Mark answered"),
+        h("button", { type: "button", class: "small", "data-key": "now-unpin", onclick: () => this.moderate(q, "pin", false) }, "Unpin")) : null);
+  }
+
+  // -- people
+
+  people() {
+    const byUser = new Map();
+    for (const entry of this.presence.values()) {
+      if (!entry.user || !entry.user.display_name) continue;
+      byUser.set(entry.user.id, entry.user);
+    }
+    const rank = (u) => (u.id === this.session.host.id ? 0 : this.speakers.has(u.id) ? 1 : this.hands.has(u.id) ? 2 : 3);
+    return [...byUser.values()].sort((a, b) => rank(a) - rank(b) || a.display_name.localeCompare(b.display_name));
+  }
+
+  roleOf(user) {
+    if (user.id === this.session.host.id) return "host";
+    return this.speakers.has(user.id) ? "speaker" : "listener";
+  }
+
+  avatar(user, size = "") {
+    const speaking = this.voice && this.voice.speaking.has(user.id);
+    return h("span", { class: `avatar ${size}${speaking ? " speaking" : ""}`, style: `--hue:${hue(user.id)}`, "aria-hidden": "true" },
+      initials(user.display_name));
+  }
+
+  renderPeople() {
+    const pane = this.el.people;
+    if (!pane) return;
+    const people = this.people();
+    const live = this.session.status === "live";
+    const items = people.map((user) => {
+      const role = this.roleOf(user);
+      const you = user.id === this.me.id;
+      const hand = this.hands.has(user.id);
+      const speaking = this.voice && this.voice.speaking.has(user.id);
+      const controls = [];
+      if (this.isHost && live && role !== "host") {
+        controls.push(role === "speaker"
+          ? h("button", { type: "button", class: "small", "data-key": `revoke-${user.id}`, onclick: () => this.setVoice(user.id, false),
+            "aria-label": `Revoke voice from ${user.display_name}` }, "Revoke voice")
+          : h("button", { type: "button", class: `small${hand ? " primary" : ""}`, "data-key": `grant-${user.id}`,
+            onclick: () => this.setVoice(user.id, true), "aria-label": `Give voice to ${user.display_name}` }, "Give voice"));
+      }
+      return h("li", { class: `person role-${role}${hand ? " hand-up" : ""}`, "data-user-id": user.id },
+        this.avatar(user),
+        h("div", { class: "person-info" },
+          h("span", { class: "person-name" }, user.display_name, you ? h("span", { class: "muted" }, " (you)") : null,
+            speaking ? h("span", { class: "visually-hidden" }, ", speaking") : null),
+          h("span", { class: "person-tags" },
+            h("span", { class: `badge role-badge badge-${role}` }, ROLE_LABEL[role]),
+            hand ? h("span", { class: "hand", title: "Hand raised", role: "img", "aria-label": "Hand raised" }, "✋") : null,
+            speaking ? h("span", { class: "speaking-label", "aria-hidden": "true" }, "speaking") : null)),
+        controls);
+    });
+    const mine = [];
+    if (live && !this.isHost && this.room) {
+      if (this.myRole === "speaker") {
+        mine.push(h("p", { class: "you-speak" }, "You have the floor: you can speak."));
+      } else {
+        const up = this.hands.has(this.me.id);
+        mine.push(h("button", { type: "button", class: `hand-button${up ? "" : " primary"}`, "data-key": "hand", "aria-pressed": String(up),
+          onclick: () => this.hand(!up) }, up ? "Lower hand" : "✋ Raise hand"));
+      }
+    }
+    replaceChildren(pane,
+      h("div", { class: "pane-head" }, h("h2", { id: "people-heading" }, live ? "People" : "Waiting", " ",
+        h("span", { class: "count" }, `(${people.length})`))),
+      mine.length ? h("div", { class: "my-controls" }, mine) : null,
+      h("ul", { class: "people-list", "aria-labelledby": "people-heading" },
+        items.length ? items : h("li", { class: "empty" }, "Nobody here yet.")));
+  }
+
+  // -- chat
+
+  buildChat() {
+    const pane = this.el.chat;
+    const log = h("ol", { class: "chat-log", role: "log", "aria-labelledby": "chat-heading", tabindex: "0" });
+    const more = h("button", { type: "button", class: "new-messages", hidden: true, onclick: () => this.scrollChat(true) }, "New messages ↓");
+    log.addEventListener("scroll", () => {
+      if (this.chatAtBottom()) {
+        this.unseen = 0;
+        more.hidden = true;
+      }
+    });
+    this.el.chatLog = log;
+    this.el.more = more;
+    const parts = [h("div", { class: "pane-head" }, h("h2", { id: "chat-heading" }, this.layout === "ended" ? "Chat transcript" : "Chat")),
+      h("div", { class: "chat-scroller" }, log, more)];
+    if (this.layout === "live") {
+      const input = h("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: 1000, placeholder: "Say something…" });
+      const form = h("form", { class: "chat-form" },
+        h("label", { for: "chat-input", class: "visually-hidden" }, "Message"),
+        input,
+        h("button", { type: "submit", class: "primary" }, "Send"));
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        const text = input.value.trim();
+        if (!text) return;
+        this.room.chat(text);
+        input.value = "";
+        this.scrollChat(true);
+      });
+      parts.push(form);
+    }
+    pane.replaceChildren(...parts);
+  }
+
+  chatAtBottom() {
+    const log = this.el.chatLog;
+    return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  scrollChat(force) {
+    const log = this.el.chatLog;
+    if (!log) return;
+    log.scrollTop = log.scrollHeight;
+    if (force) {
+      this.unseen = 0;
+      this.el.more.hidden = true;
+    }
+  }
+
+  chatLineKey(line) {
+    if (line.type === "chat" && line.client_msg_id && line.user && line.user.id === this.me.id) return "c:" + line.client_msg_id;
+    return "e:" + line.id;
+  }
+
+  chatLine(line, status) {
+    if (line.type === "note") {
+      return h("li", { class: "note" }, h("span", {}, line.text));
+    }
+    const user = line.user || this.me;
+    const role = line.user ? this.roleOf(line.user) : this.myRole;
+    const mine = user.id === this.me.id;
+    const extra = [];
+    if (status === "pending") extra.push(h("span", { class: "state" }, "Sending…"));
+    if (status === "failed") {
+      extra.push(h("span", { class: "state failed" }, "Not sent"),
+        h("button", { type: "button", class: "small", onclick: () => this.room.retry(line.client_msg_id) }, "Retry"),
+        h("button", { type: "button", class: "small", onclick: () => this.room.discard(line.client_msg_id) }, "Discard"));
+    }
+    if (status === "confirmed" && this.isHost && this.layout === "live") {
+      extra.push(h("button", { type: "button", class: "small ghost delete-msg", "data-key": `del-${line.id}`,
+        "aria-label": `Delete the message from ${user.display_name}`, title: "Delete message",
+        onclick: () => this.room.command("delete_message", { message_id: line.id }) }, "✕"));
+    }
+    return h("li", { class: `msg${mine ? " mine" : ""} ${status}`, "data-status": status },
+      this.avatar(user, "small"),
+      h("div", { class: "msg-body" },
+        h("p", { class: "msg-head" },
+          h("strong", {}, user.display_name),
+          role !== "listener" ? h("span", { class: `badge role-badge badge-${role}` }, ROLE_LABEL[role]) : null,
+          h("span", { class: "muted time" }, formatClock(line.ts || Date.now())),
+          extra),
+        h("p", { class: "msg-text" }, line.text)));
+  }
+
+  renderChat() {
+    const log = this.el.chatLog;
+    if (!log) return;
+    const stick = this.chatAtBottom();
+    const lines = this.chat.map((line) => [this.chatLineKey(line), line, "confirmed"]);
+    for (const [id, pending] of this.room ? this.room.pending : []) {
+      lines.push(["c:" + id, { type: "chat", client_msg_id: id, text: pending.text, ts: pending.at, user: null }, pending.status]);
+    }
+    const existing = new Map([...log.children].map((li) => [li.dataset.key, li]));
+    let added = 0;
+    lines.forEach(([key, line, status], index) => {
+      let li = existing.get(key);
+      if (!li || li.dataset.status !== status) {
+        const fresh = this.chatLine(line, status);
+        fresh.dataset.key = key;
+        fresh.dataset.status = status;
+        if (li) li.replaceWith(fresh);
+        else added += 1;
+        li = fresh;
+      }
+      existing.delete(key);
+      if (log.children[index] !== li) log.insertBefore(li, log.children[index] || null);
+    });
+    for (const li of existing.values()) li.remove();
+    if (!lines.length) log.replaceChildren(h("li", { class: "empty", "data-key": "empty" }, this.layout === "live" ? "No messages yet. Say hello!" : "No messages."));
+    if (stick) this.scrollChat(false);
+    else if (added) {
+      this.unseen += added;
+      this.el.more.hidden = false;
+      this.el.more.textContent = `${this.unseen} new message${this.unseen === 1 ? "" : "s"} ↓`;
+    }
+  }
+}
