@@ -264,6 +264,9 @@ def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any
         anon.get_by_role("button", name=re.compile("^Upvote")).click()
         expect(anon.locator(".vote")).to_have_attribute("aria-pressed", "true")
         expect(anon.locator(".votes")).to_have_text("1")
+        gp.get_by_role("button", name="Reserve a seat").click()
+        expect(gp.get_by_role("button", name="Seat reserved ✓")).to_have_attribute("aria-pressed", "true")
+        expect(gp.locator(".session-head")).to_contain_text("1 seat reserved")
         gp.get_by_role("button", name="Recent").click()
         expect(gp.locator(".question").first).to_contain_text("first engineer")
         guest.shot("05-session-before-start")
@@ -278,6 +281,12 @@ def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any
         expect(cue.locator(".question").first).to_contain_text("무엇인가요?")
         expect(gp.locator(".question.pinned")).to_contain_text("무엇인가요?")
         host.shot("06-cue-sheet")
+        # hidden from everyone but the host, then shown again
+        cue.locator(".question", has_text="first engineer").get_by_role("button", name="Hide").click()
+        expect(cue.locator(".question.is-hidden")).to_contain_text("first engineer")
+        expect(gp.locator(".question", has_text="first engineer")).to_have_count(0)
+        cue.locator(".question", has_text="first engineer").get_by_role("button", name="Show").click()
+        expect(gp.locator(".question", has_text="first engineer")).to_contain_text("you")
 
         # -- go live: both pages turn into the live room
         hp.get_by_role("button", name="Go live").click()
@@ -467,8 +476,13 @@ def test_voice_listeners_subscribe_speakers_publish_and_a_grant_switches_live(vo
         hp.get_by_role("button", name="Schedule").click()
         hp.get_by_role("button", name="Go live").click()
         expect(hp.get_by_role("heading", name="Chat")).to_be_visible()
-        gp.goto(hp.url)
+        gp.reload()
+        live = gp.locator(".sessions-section", has=gp.get_by_role("heading", name="Live now"))
+        expect(live).to_contain_text("Voice check")
+        guest.shot("15-sessions-live")
+        live.get_by_role("link", name=re.compile("Voice check")).click()
         expect(gp.get_by_role("heading", name="Chat")).to_be_visible()
+        assert gp.url == hp.url
 
         # the host publishes the microphone, echo cancellation on
         hp.get_by_role("button", name="Join voice").click()

@@ -262,9 +262,9 @@ export class SessionView {
   upsertQuestion(q, event) {
     const old = this.questions.get(q.id);
     if (q.hidden && q.text === undefined) {
-      // Hidden: the room is told only the id. The host keeps seeing it, marked hidden.
-      if (this.isHost && old) this.questions.set(q.id, { ...old, hidden: true, pinned: false });
-      else this.questions.delete(q.id);
+      // Hidden: the room is told only the id. The host keeps seeing it, marked hidden;
+      // the others stop seeing it (kept here, so that "mine" and "voted" survive a show).
+      if (old) this.questions.set(q.id, { ...old, hidden: true, pinned: false });
       return;
     }
     const actor = event.user;
@@ -507,7 +507,7 @@ export class SessionView {
   // -- questions
 
   sortedQuestions() {
-    const items = [...this.questions.values()];
+    const items = [...this.questions.values()].filter((q) => this.isHost || !q.hidden);
     if (this.sort === "recent") {
       return items.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
     }
