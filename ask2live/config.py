@@ -97,6 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--broadcast", choices=("frame", "write_message"),
                         default=env_default("BROADCAST", "frame"),
                         help="frame (default) or write_message, the benchmark baseline ($ASK2LIVE_BROADCAST)")
+    parser.add_argument("--scrypt-n", type=int, default=env_default("SCRYPT_N", str(SCRYPT_N)),
+                        help="scrypt cost of new password hashes (a power of 2; lower only for load tests) "
+                             "($ASK2LIVE_SCRYPT_N)")
     parser.add_argument("--rate", type=float, default=env_default("RATE", "5"),
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
@@ -126,6 +129,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         agora_app_certificate=args.agora_app_certificate or None,
         allowed_origins=tuple(o.strip().rstrip("/") for o in origins),
         flush_interval=args.flush_interval_ms / 1000,
+        scrypt_n=args.scrypt_n,
         persistence=args.persistence,
         broadcast=args.broadcast,
         rate_per_second=args.rate,

@@ -70,6 +70,12 @@ WATERMARK_INTERVAL = 1.0
 # that point is not claimed complete until this much time has passed.
 SETTLE_MS = 10_000
 
+# Commands in flight at once per process. redis-py's default pool refuses the 101st
+# ("Too many connections"); this one makes a burst wait up to REDIS_POOL_WAIT seconds for
+# a free connection instead (a busy room has hundreds of appends in flight).
+REDIS_POOL_SIZE = 256
+REDIS_POOL_WAIT = 5.0
+
 # Presence: each process refreshes its connections' expiry every PRESENCE_TTL / 3, so
 # the members of a crashed process disappear within PRESENCE_TTL.
 PRESENCE_TTL_MS = 30_000
@@ -201,8 +207,10 @@ class RedisRoomLog(RoomLog):
     async def start(self, deliver: Deliver) -> None:
         self._closing = False
         self._deliver = deliver
-        self._redis = aioredis.from_url(self._url, decode_responses=False, health_check_interval=10,
-                                        retry_on_timeout=True)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT, health_check_interval=10,
+            retry_on_timeout=True)
+        self._redis = aioredis.Redis(connection_pool=pool, decode_responses=False)
         self._reader_redis = aioredis.from_url(self._url, decode_responses=False,
                                                socket_timeout=READ_SOCKET_TIMEOUT)
         self._scripts = {

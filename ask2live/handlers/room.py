@@ -68,8 +68,9 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.finish(orjson.dumps(error.to_json()))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Not Tornado's default: its line has the full URI, and ?token= is a secret.
         if not isinstance(value, ApiError):
-            super().log_exception(typ, value, tb)
+            log.error("Uncaught exception %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
 
     async def open(self, session_id: str) -> None:
         self.set_nodelay(True)  # without it, Nagle holds small frames back ~40 ms
