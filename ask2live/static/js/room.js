@@ -105,6 +105,10 @@ export class Room {
     const recovered = fresh || frame.recovered;
     this.welcomed = true;
     this.attempt = 0;
+    // Not recovered: the server cannot vouch for the gap, and history is just the room's
+    // last events (whose ids may even be below ours, after a Redis rollback). Start over
+    // from the welcome: the page clears its chat, and ids count from here.
+    if (!recovered) this.lastId = null;
     this.handlers.welcome(frame, { fresh, recovered });
     for (const event of frame.history) this.event(event, true);
     if (frame.position && after(frame.position, this.lastId)) this.lastId = frame.position;

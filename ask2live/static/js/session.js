@@ -152,8 +152,11 @@ export class SessionView {
       for (const q of frame.questions) this.questions.set(q.id, q);
       if (this.layout === "live") this.questions = new Map(frame.questions.map((q) => [q.id, q]));
     }
-    if (fresh) this.chat = [];
-    if (!recovered) this.note("Some messages sent while you were away are not shown.");
+    if (fresh || !recovered) this.chat = [];
+    if (!recovered) this.note("Reconnected after a long gap: showing the latest messages.");
+    // Frames that are not events (voice tokens) are not replayed: a grant or revoke
+    // while away would be missed, so ask for a token that matches the role now.
+    if (!fresh && this.voice && this.voice.state === "on") setTimeout(() => this.room?.command("voice_token"), 0);
     const before = this.session.status;
     this.setSession(frame.session);
     if (this.session.status === before) this.renderAll();
@@ -216,10 +219,13 @@ export class SessionView {
         this.renderQuestions();
         break;
       case "session_started":
-      case "session_ended":
+      case "session_ended": {
         if (event.type === "session_ended") this.note("The session has ended.", event);
-        if (!replay) this.setSession(event.session);
+        // The event's session is built for the host: its "reserved" is not ours.
+        const { reserved, ...session } = event.session;
+        if (!replay) this.setSession(session);
         break;
+      }
       default:
         break;
     }
