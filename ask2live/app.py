@@ -37,8 +37,10 @@ from .writebehind import WriteBehind
 # at the interval).
 WEBSOCKET_PING_INTERVAL = 20
 WEBSOCKET_PING_TIMEOUT = 20
-# The largest client frame: the longest chat line, all 4-byte characters, plus envelope.
-WEBSOCKET_MAX_MESSAGE = CHAT_MAX * 4 + 1024
+# The largest client frame: the longest chat line written the most expensive legal way
+# (every character a \uXXXX\uXXXX surrogate pair, 12 bytes, as some JSON encoders do),
+# plus the envelope.
+WEBSOCKET_MAX_MESSAGE = CHAT_MAX * 12 + 1024
 
 
 def routes(services: Services) -> list:
