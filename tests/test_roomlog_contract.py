@@ -789,3 +789,20 @@ async def test_entries_a_dead_consumer_read_are_claimed_by_another(kit, monkeypa
     assert await eventually(b_claimed_all, 5.0), ids_of(claimed)
     assert_same_events(await kit.stored(sid), appended)
     assert (await kit.redis.xpending(kit.key(sid, "log"), GROUP))["pending"] == 0
+
+
+async def test_own_events_the_stream_lost_past_the_groups_position_are_written_by_the_appender(kit, monkeypatch):
+    """Redis only: the room's last events vanish (a partial rollback) and nothing follows them."""
+    kit.redis_only()
+    import ask2live.cache.redis_log as redis_log
+
+    monkeypatch.setattr(redis_log, "OWN_EVENT_OVERDUE_MS", 0)
+    log, _ = await kit.log()
+    sid = new_room()
+    appended = await append_n(log, sid, 4)
+    client = aioredis.from_url(REDIS_URL)
+    await client.xdel(log._key(sid, "log"), *[e.id for e in appended[2:]])
+    await client.aclose()
+    await log._check_watermarks()  # the lost ones become this process's to write
+    batch = await log.take_unflushed(100)
+    assert {e.id for e in appended[2:]} <= {e.id for e in batch}

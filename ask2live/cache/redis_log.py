@@ -65,6 +65,10 @@ CLAIM_INTERVAL = 2.0
 # checks the room's epoch (a wiped Redis), and trims persisted events off the streams.
 WATERMARK_INTERVAL = 1.0
 
+# An own event not written after this long is looked for in the stream; if the stream
+# lost it (and the cold store lacks it), this process writes it.
+OWN_EVENT_OVERDUE_MS = 30_000
+
 # After a room's stream is re-created, processes may still be writing the events that
 # Redis lost from their own buffers into the cold store; a resume reaching back across
 # that point is not claimed complete until this much time has passed.
@@ -610,8 +614,18 @@ class RedisRoomLog(RoomLog):
             # The group says these are done; the cold store has the last word. An event the
             # group skipped without ever holding it (trimmed by the MAXLEN guard, lost in a
             # partial Redis rollback) is not there: this process writes it itself.
-            done = [ev for (s_, _), (ev, _) in self._own.items()
-                    if s_ == sid and ev.key <= delivered_key and (min_pending is None or ev.key < min_pending)]
+            mine = [ev for (s_, _), (ev, _) in self._own.items() if s_ == sid]
+            done = [ev for ev in mine if ev.key <= delivered_key and (min_pending is None or ev.key < min_pending)]
+            # Long overdue and still not done: the stream may have lost it past the group's
+            # position (a rollback of the room's last events, with nothing appended since).
+            stale_before = int(time.time() * 1000) - OWN_EVENT_OVERDUE_MS
+            overdue = [ev for ev in mine if ev.key[0] < stale_before and ev not in done]
+            if overdue:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for ev in overdue:
+                        pipe.xrange(stream, ev.id, ev.id)
+                    in_stream = await pipe.execute()
+                done += [ev for ev, found in zip(overdue, in_stream) if not found]
             if done:
                 stored = await self._store.stored_event_ids(sid, min(e.key for e in done), max(e.key for e in done))
                 for ev in done:
