@@ -121,6 +121,7 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
                       plain_broadcast=config.broadcast == "write_message")
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         write_behind.stats.observers.append(metrics.observe_flush)
+        write_behind.stats.failure_observers.append(metrics.flush_failures.inc)
         metrics.track(metrics.rooms, lambda: rooms.local_counts()[0])
         metrics.track(metrics.connections, lambda: rooms.local_counts()[1])
         services = Services(

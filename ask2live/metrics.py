@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 # From 100 µs (an in-memory broadcast to a handful of sockets) to 10 s (a room stuck
 # behind a saturated disk, the old design's failure): fine enough at both ends to read
@@ -23,6 +23,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, resident memory, open fds
         self.message_latency = Histogram(
             "ask2live_message_latency_seconds",
             "Chat message latency: server receipt to written to every local socket (path=local), "

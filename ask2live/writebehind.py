@@ -36,7 +36,8 @@ class FlushStats:
     events: int = 0
     failures: int = 0
     last_error: str | None = None
-    observers: list = field(default_factory=list)
+    observers: list = field(default_factory=list)  # (batch size, seconds) after each flush
+    failure_observers: list = field(default_factory=list)  # () after each failed flush
 
 
 class WriteBehind:
@@ -109,6 +110,8 @@ class WriteBehind:
                 # be read again with '>'; retrying it as it is keeps the order too.
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)
+                for observer in self.stats.failure_observers:
+                    observer()
                 log.warning("write-behind: flush failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
