@@ -346,6 +346,9 @@ def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any
         guest.chat("Thanks for taking my question!")
         expect(hp.locator(".chat-log")).to_contain_text("Thanks for taking my question!")
         host.shot("09-live-room-host")
+        hp.emulate_media(color_scheme="dark")
+        host.shot("16-live-room-dark")
+        hp.emulate_media(color_scheme="light")
         guest.shot("10-live-room-guest")
         # the host deletes a message; the room sees it go
         hp.locator(".msg", has_text="Thanks for taking").hover()
@@ -359,6 +362,8 @@ def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any
         gp.set_viewport_size(PHONE)
         expect(gp.get_by_role("textbox", name="Message")).to_be_visible()
         guest.shot("11-live-room-phone")
+        width = gp.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the live room is {width}px wide on a {PHONE['width']}px phone"
         gp.set_viewport_size(DESKTOP)
 
         # -- a resume the server cannot vouch for (here: a position past the room's last event,
