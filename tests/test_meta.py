@@ -48,8 +48,10 @@ def documented_paths(pattern: str) -> list[str]:
     ``{}``: an id group is a parameter, an alternation ``(a|b)`` is one path per word."""
     choices = []
     for part in re.split(r"(\([^)]*\))", pattern):
-        if part == ID_GROUP:
+        if part == ID_GROUP or part == "(.*)":
             choices.append(["{}"])
+        elif part == "()":
+            choices.append([""])
         elif part.startswith("("):
             words = part[1:-1]
             assert re.fullmatch(r"[a-z_]+(\|[a-z_]+)*", words), \
@@ -188,10 +190,11 @@ def test_the_document_names_the_bearer_token_and_the_cookie():
                           if m in HTTP_METHODS and op.get("security") == []}
     registered_public = {(path, m) for pattern, handler, _ in routes(None)
                          if not getattr(handler, "requires_login", True)
+                         or issubclass(handler, tornado.web.StaticFileHandler)
                          for path in documented_paths(pattern) for m in handler_methods(handler)}
     assert documented_public == registered_public == {
         ("/api/users", "post"), ("/api/login", "post"), ("/api/openapi.json", "get"), ("/healthz", "get"),
-        ("/metrics", "get")}
+        ("/metrics", "get"), ("/", "get"), ("/", "head"), ("/static/{}", "get"), ("/static/{}", "head")}
 
 
 # ------------------------------------------------------------------ health
