@@ -309,6 +309,12 @@ async def test_question_changes_made_through_rest_reach_the_live_room(room, base
     await host.post(f"/api/questions/{question['id']}/pin")
     pinned = await h.next("question_updated", action="pin")
     assert pinned["pinned_question_id"] == question["id"] and pinned["role"] == "host"
+    await guest.call("PATCH", f"/api/questions/{question['id']}", {"text": "고친 질문"})
+    edited = await h.next("question_updated", action="edit")
+    assert edited["question"]["text"] == "고친 질문"
+    await guest.call("DELETE", f"/api/questions/{question['id']}")
+    deleted = await h.next("question_updated", action="delete")
+    assert deleted["question"] == {"id": question["id"], "deleted": True} and deleted["pinned_question_id"] is None
 
 
 async def test_garbage_frames_count_against_the_rate_limit(room, base_url):

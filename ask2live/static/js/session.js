@@ -267,6 +267,11 @@ export class SessionView {
 
   upsertQuestion(q, event) {
     const old = this.questions.get(q.id);
+    if (q.deleted) {
+      // Its author deleted it (through the API): it leaves the list.
+      this.questions.delete(q.id);
+      return;
+    }
     if (q.hidden && q.text === undefined) {
       // Hidden: the room is told only the id. The host keeps seeing it, marked hidden;
       // the others stop seeing it (kept here, so that "mine" and "voted" survive a show).
