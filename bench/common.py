@@ -219,6 +219,10 @@ def redis_cleanup(prefix: str) -> int:
 class Server:
     """One ``ask2live serve`` with a database, MySQL user and Redis prefix of its own."""
 
+    # The interpreter that runs `-m ask2live serve` (the working tree's code either way: the
+    # server starts in the repository root); bench --server-python changes it for an A/B.
+    python = sys.executable
+
     def __init__(self, label: str, args: list[str], redis: bool = True, mysql_on: bool = True) -> None:
         self.label = label
         self.tag = f"a2lb_{re.sub('[^a-z0-9]', '', label.lower())[:12]}_{secrets.token_hex(3)}"
@@ -243,7 +247,7 @@ class Server:
         return self.proc.pid
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "ask2live", "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "data"),
+        cmd = [self.python, "-m", "ask2live", "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "data"),
                "--secret", secrets.token_hex(32)]
         if self.use_mysql:
             conn = mysql()

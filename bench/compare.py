@@ -308,55 +308,62 @@ def chart(runs: list[dict], v: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     colors = {"sync": "#d62728", "writebehind": "#1f77b4"}
-    main = [r for r in runs if r["label"] == "main" and "skipped" not in r]
-    sweep = [r for r in runs if r["label"] == "sweep" and "skipped" not in r]
+    real = [r for r in runs if "skipped" not in r]
+    main = [r for r in real if r["label"] == "main"]
+    sweep = [r for r in real if r["label"] == "sweep"]
     sat_rate = v.get("saturation", {}).get("rate")
-    sat = [r for r in runs if sat_rate is not None and r["rate"] == sat_rate and r["label"] == v["saturation"]["run"]
-           and "skipped" not in r]
-    panels = 3 if sweep else 2
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.6))
+    sat = [r for r in real if sat_rate is not None and r["rate"] == sat_rate and r["label"] == v["saturation"]["run"]]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    width = 0.38
 
     def latency_panel(ax, group, title):
         qs = ["p50", "p95", "p99"]
-        width = 0.38
+        top = 1.0
         for i, r in enumerate(group):
             vals = [r["latency_ms"][q] for q in qs]
             lost = [x is None for x in vals]
             vals = [r["latency_delivered_ms"][q] if x is None else x for q, x in zip(qs, vals)]
+            top = max(top, *vals)
             xs = [j + (i - 0.5) * width for j in range(len(qs))]
             bars = ax.bar(xs, vals, width, label=r["mode"], color=colors[r["mode"]])
             for b, val, l in zip(bars, vals, lost):
-                ax.annotate(f"≥{val:.0f}\n(lost)" if l else (f"{val:.1f}" if val >= 1 else f"{val:.2f}"),
+                ax.annotate(f"≥{val:.0f} (lost)" if l else (f"{val:.1f}" if val >= 1 else f"{val:.2f}"),
                             (b.get_x() + b.get_width() / 2, val), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(qs)), qs)
         ax.set_yscale("log")
+        ax.set_ylim(top=top * 4)
         ax.set_ylabel("send → receive latency, ms (log)")
         ax.set_title(title, fontsize=10)
-        ax.legend()
+        ax.legend(loc="upper left")
 
-    latency_panel(axes[0], sat or main, f"latency at {(sat or main)[0]['rate']:g} msg/s"
-                  + (" (where sync saturates)" if sat else ""))
-    ax = axes[1]
-    group = sat or main
-    keys = [("server_write_statements", "server's write\nstatements"), ("Com_insert", "Com_insert"),
-            ("Innodb_data_writes", "Innodb_data\n_writes"), ("Innodb_data_fsyncs", "Innodb_data\n_fsyncs"),
-            ("Innodb_log_writes", "Innodb_log\n_writes")]
-    width = 0.38
-    for i, r in enumerate(group):
-        vals = [max(0.0, (r["per_message"] if k.startswith("server") else r["net_per_message"]).get(k) or 0)
-                for k, _ in keys]
-        xs = [j + (i - 0.5) * width for j in range(len(keys))]
-        bars = ax.bar(xs, [max(x, 1e-4) for x in vals], width, label=r["mode"], color=colors[r["mode"]])
-        for b, val in zip(bars, vals):
-            ax.annotate(f"{val:.3g}", (b.get_x() + b.get_width() / 2, max(val, 1e-4)), ha="center", va="bottom",
-                        fontsize=8)
-    ax.set_xticks(range(len(keys)), [k for _, k in keys], fontsize=8)
-    ax.set_yscale("log")
-    ax.set_ylabel("per chat message (log; global counters net of background)")
-    ax.set_title(f"MySQL / InnoDB per chat message at {group[0]['rate']:g} msg/s", fontsize=10)
-    ax.legend()
+    def db_panel(ax, group, title):
+        keys = [("server_write_statements", "server's write\nstatements"), ("Com_insert", "Com_insert"),
+                ("Innodb_data_fsyncs", "Innodb_data\n_fsyncs"), ("Innodb_log_writes", "Innodb_log\n_writes"),
+                ("Innodb_data_writes", "Innodb_data\n_writes")]
+        for i, r in enumerate(group):
+            vals = [max(0.0, (r["per_message"] if k.startswith("server") else r["net_per_message"]).get(k) or 0)
+                    for k, _ in keys]
+            xs = [j + (i - 0.5) * width for j in range(len(keys))]
+            bars = ax.bar(xs, [max(x, 1e-4) for x in vals], width, label=r["mode"], color=colors[r["mode"]])
+            for b, val in zip(bars, vals):
+                ax.annotate(f"{val:.3g}", (b.get_x() + b.get_width() / 2, max(val, 1e-4)), ha="center",
+                            va="bottom", fontsize=8)
+        ax.set_xticks(range(len(keys)), [k for _, k in keys], fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylim(1e-4, 5)
+        ax.set_ylabel("per chat message (log)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper right")
+
+    if main:
+        latency_panel(axes[0][0], main, f"latency at {main[0]['rate']:g} msg/s (main run)")
+        db_panel(axes[1][0], main, f"MySQL / InnoDB per chat message at {main[0]['rate']:g} msg/s")
+    if sat:
+        latency_panel(axes[0][1], sat, f"latency at {sat[0]['rate']:g} msg/s, where sync saturates")
+    elif sweep:
+        axes[0][1].set_visible(False)
+    ax = axes[1][1]
     if sweep:
-        ax = axes[2]
         for mode in MODES:
             pts = sorted((r["rate"], r) for r in sweep if r["mode"] == mode)
             if not pts:
@@ -370,16 +377,18 @@ def chart(runs: list[dict], v: dict, path: Path) -> None:
                 ax.plot([x], [y], "o", color=colors[mode], mfc="white" if lost else colors[mode])
                 if lost:
                     share = 100 * r["lost_after_drain"] / max(1, r["expected_deliveries"])
-                    ax.annotate(f"≥ (lost {share:.0f}%)", (x, y), textcoords="offset points", xytext=(4, 4),
+                    ax.annotate(f"≥ ({share:.0f}% lost)", (x, y), textcoords="offset points", xytext=(-70, 4),
                                 color=colors[mode], fontsize=8)
         ax.set_xlabel("offered chat messages/s (all rooms)")
         ax.set_ylabel("p99 latency, ms (log)")
         ax.set_yscale("log")
-        ax.set_title("p99 across the sweep (hollow: deliveries lost, p99 of those delivered)", fontsize=9)
-        ax.legend()
-    fig.suptitle("ASK2LIVE: sync (old design) vs Redis Streams + write-behind", fontsize=11)
+        ax.set_title("p99 across the sweep (hollow: deliveries lost; p99 of those delivered)", fontsize=10)
+        ax.legend(loc="upper left")
+    else:
+        ax.set_visible(False)
+    fig.suptitle("ASK2LIVE: sync (old design) vs Redis Streams + write-behind, same machine, same run", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -402,12 +411,23 @@ def main() -> int:
     p.add_argument("--profile", action="store_true", help="py-spy each server under --profile-rate")
     p.add_argument("--profile-rate", type=float, default=1000)
     p.add_argument("--profile-seconds", type=float, default=10)
+    p.add_argument("--server-python", default=sys.executable,
+                   help="interpreter that runs the server (with the project's dependencies installed)")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--keep-logs", action="store_true")
+    p.add_argument("--replot", action="store_true", help="only redraw compare.png from compare.json")
     args = p.parse_args()
+    Server.python = args.server_python
     raise_nofile()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        import orjson
+
+        doc = orjson.loads((out / "compare.json").read_bytes())
+        chart(doc["runs"], doc["verdicts"], out / "compare.png")
+        print(table(doc["runs"]))
+        return 0
     plan = [("main", args.rate, args.seconds)]
     plan += [("sweep", float(x), args.sweep_seconds) for x in args.sweep.split(",") if x.strip()]
     runs: list[dict] = []
@@ -423,7 +443,7 @@ def main() -> int:
         "duration_s": round(time.time() - started, 1),
         "machine": {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "params": {k: getattr(args, k) for k in ("rooms", "clients", "rate", "seconds", "sweep", "sweep_seconds",
-                                                 "drain", "workers", "users", "flush_interval_ms")},
+                                                 "drain", "workers", "users", "flush_interval_ms", "server_python")},
         "notes": {
             "latency": "send→receive over every receiver (sender's echo included), CLOCK_MONOTONIC shared by the "
                        "client processes; deliveries still missing after the drain count as infinitely late",

@@ -352,9 +352,12 @@ def main() -> int:
     p.add_argument("--profile-seconds", type=float, default=10)
     p.add_argument("--wait-quiet", type=float, default=0,
                    help="before each phase, wait up to this many s for other work on the machine to stop")
+    p.add_argument("--server-python", default=sys.executable,
+                   help="interpreter that runs the server (with the project's dependencies installed)")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--keep-logs", action="store_true")
     args = p.parse_args()
+    Server.python = args.server_python
     raise_nofile()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
