@@ -7,6 +7,8 @@ before the redesign. One process only; no write-behind (nothing is ever unflushe
 
 from __future__ import annotations
 
+import asyncio
+
 from ..timeutil import utcnow
 from .memory import MemoryRoomLog
 from .roomlog import Event
@@ -18,7 +20,19 @@ REREAD_RECENT = 20
 class SyncRoomLog(MemoryRoomLog):
     name = "sync"
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._locks: dict[int, asyncio.Lock] = {}
+
     async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
+        # One append at a time per room: with two in flight, the later one's re-read could
+        # run before the earlier one's INSERT commits, and the earlier event would be
+        # stored but never broadcast. (The old design serialised on the database likewise.)
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            return await self._append(session_id, event_type, body)
+
+    async def _append(self, session_id: int, event_type: str, body: bytes) -> Event:
         await self._load(session_id)
         event = Event(self._next_id(session_id), session_id, event_type, body, self.origin)
         await self._store.insert_events([event], utcnow())
