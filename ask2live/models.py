@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from .timeutil import iso
@@ -103,8 +103,3 @@ class Question:
             "updated_at": iso(self.updated_at),
         }
 
-
-@dataclass
-class Page:
-    items: list = field(default_factory=list)
-    next_cursor: str | None = None

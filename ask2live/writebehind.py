@@ -48,17 +48,12 @@ class WriteBehind:
         self._interval = interval
         self._max_events = max_events
         self._task: asyncio.Task | None = None
-        self._kick = asyncio.Event()
         self._closing = False
         self.stats = FlushStats()
 
     def start(self) -> None:
         self._closing = False
         self._task = asyncio.create_task(self._run(), name="write-behind")
-
-    def kick(self) -> None:
-        """Flush now rather than at the next tick (a full batch is waiting)."""
-        self._kick.set()
 
     async def close(self) -> None:
         """Stop, after one last flush of what is waiting (a graceful shutdown loses nothing)."""
@@ -92,17 +87,13 @@ class WriteBehind:
         batch: list[Event] | None = None
         while not self._closing:
             try:
-                self._kick.clear()
                 if batch is None:
                     batch = await self._log.take_unflushed(self._max_events)
                 flushed = await self.flush_once(batch)
                 batch = None
                 delay = RETRY_MIN
-                if flushed < self._max_events:
-                    try:
-                        await asyncio.wait_for(self._kick.wait(), self._interval)
-                    except asyncio.TimeoutError:
-                        pass
+                if flushed < self._max_events:  # a full batch: more is waiting, go again at once
+                    await asyncio.sleep(self._interval)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

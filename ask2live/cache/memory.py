@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from ..store import Store
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, parse_event_id
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, merge_events, parse_event_id
 
 
 class MemoryRoomLog(RoomLog):
@@ -98,7 +98,7 @@ class MemoryRoomLog(RoomLog):
             stored = await self._store.events_after(session_id, since_key, limit + 1, before=oldest_held)
             waiting = [e for (sid, _), e in self._unflushed.items()
                        if sid == session_id and since_key < e.key and (oldest_held is None or e.key < oldest_held)]
-            cold = sorted({e.id: e for e in stored + waiting}.values(), key=lambda e: e.key)
+            cold = merge_events(stored, waiting)
         events = cold + held
         source = "cold_store" if cold else "log"
         if len(events) > limit:

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..store import Store
 from ..tasks import cancel_and_wait
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, parse_event_id
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, merge_events, parse_event_id
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,6 @@ class RedisRoomLog(RoomLog):
         self._tasks: list[asyncio.Task] = []
         self._wake_key = f"{prefix}:wake:{self.consumer}"
         self._last_claim = 0.0
-        self.connected = True
         self._closing = False
         self._carry: list[Event] = []
         self._wakes: set[asyncio.Task] = set()
@@ -414,7 +413,7 @@ class RedisRoomLog(RoomLog):
                     if sid == session_id and since_key < ev.key < parse_event_id(lower)]
             mine += [ev for (sid, _), ev in self._orphans.items()
                      if sid == session_id and since_key < ev.key < parse_event_id(lower)]
-            cold = sorted({e.id: e for e in stored + mine}.values(), key=lambda e: e.key)
+            cold = merge_events(stored, mine)
         start = since if since_key >= parse_event_id(lower) else lower
         exclusive = "(" + start if start == since else start
         entries = await self.redis.xrange(stream, exclusive, "+", count=limit + 1)

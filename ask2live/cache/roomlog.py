@@ -56,6 +56,12 @@ class Event:
         return b'{"id":"' + self.id.encode() + b'",' + rest
 
 
+def merge_events(*runs: list[Event]) -> list[Event]:
+    """Events from several sources (the cold store, a process's unflushed ones), each once,
+    in log order."""
+    return sorted({e.id: e for run in runs for e in run}.values(), key=lambda e: e.key)
+
+
 class Catchup(NamedTuple):
     events: list[Event]
     # True only when ``events`` is provably everything after the asked position.

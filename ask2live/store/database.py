@@ -34,6 +34,14 @@ QUESTION_COLUMNS = """
     u.display_name AS author_display_name, s.pinned_question_id
 """
 
+# The detail's counts (visible questions and their votes) and whether the viewer (the
+# one ? parameter) has reserved a seat.
+SESSION_COUNTS = """
+    (SELECT COUNT(*) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0) AS question_count,
+    (SELECT COALESCE(SUM(q.votes), 0) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0) AS vote_count,
+    (SELECT COUNT(*) FROM reservations r WHERE r.session_id = s.id AND r.user_id = ?) AS reserved
+"""
+
 # Scheduled sessions soonest first, live ones most recently started first, ended ones
 # most recently ended first; with no status filter, live before scheduled before ended.
 SESSION_ORDER = """
@@ -211,11 +219,7 @@ class Store:
     async def get_session(self, session_id: int, viewer_id: int | None = None) -> Session | None:
         async def fn(txn: Transaction) -> Session | None:
             row = await txn.fetchone(
-                f"SELECT {SESSION_COLUMNS},"
-                " (SELECT COUNT(*) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0) AS question_count,"
-                " (SELECT COALESCE(SUM(q.votes), 0) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0)"
-                " AS vote_count,"
-                " (SELECT COUNT(*) FROM reservations r WHERE r.session_id = s.id AND r.user_id = ?) AS reserved"
+                f"SELECT {SESSION_COLUMNS}, {SESSION_COUNTS}"
                 " FROM sessions s JOIN users u ON u.id = s.host_id WHERE s.id = ?",
                 viewer_id or 0, session_id,
             )
@@ -242,11 +246,7 @@ class Store:
 
         async def fn(txn: Transaction) -> list[Session]:
             rows = await txn.fetchall(
-                f"SELECT {SESSION_COLUMNS},"
-                " (SELECT COUNT(*) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0) AS question_count,"
-                " (SELECT COALESCE(SUM(q.votes), 0) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0)"
-                " AS vote_count,"
-                " (SELECT COUNT(*) FROM reservations r WHERE r.session_id = s.id AND r.user_id = ?) AS reserved"
+                f"SELECT {SESSION_COLUMNS}, {SESSION_COUNTS}"
                 f" FROM sessions s JOIN users u ON u.id = s.host_id WHERE {' AND '.join(clauses)}"
                 f" {SESSION_ORDER} LIMIT ? OFFSET ?",
                 viewer_id or 0, *args, limit, offset,
