@@ -77,7 +77,7 @@ DEPENDENCY_CHECK_SECONDS = 2.0
 
 
 async def watch_dependencies(services: Services) -> None:
-    metrics, log_ = services.metrics, services.rooms.log
+    metrics, log_ = services.metrics, services.rooms.room_log
     while True:
         for name, check in (("mysql", services.store.ping), ("redis", log_.ping)):
             if name == "redis" and not services.config.redis_url:
@@ -117,8 +117,7 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         store.observe_interactions(metrics.observe_store)
         room_log = make_room_log(config, store)
         rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
-                      rate=(config.rate_per_second, config.rate_burst),
-                      plain_broadcast=config.broadcast == "write_message")
+                      rate=(config.rate_per_second, config.rate_burst))
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         write_behind.stats.observers.append(metrics.observe_flush)
         write_behind.stats.failure_observers.append(metrics.flush_failures.inc)

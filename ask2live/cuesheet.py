@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Awaitable, Callable, NamedTuple
+
 from .errors import Conflict, Forbidden, NotFound
 from .models import Question, Session, User
 from .schedule import Schedule
@@ -13,11 +16,49 @@ QUESTION_MAX = 500
 OPEN_STATUSES = ("scheduled", "live")
 
 
+class Echo(NamedTuple):
+    """A change made by a live-room command: the room hears of it whatever the session's
+    status, and its event carries the command's ``client_msg_id`` back to the sender."""
+
+    client_msg_id: str | None
+
+
+@dataclass(frozen=True)
+class QuestionChange:
+    """A change the cue sheet committed: told to its listeners (the live room) afterwards."""
+
+    # "ask", "edit", "delete", "vote", "unvote", "answer", "pin" or "hide".
+    action: str
+    # The question after the change (for "delete": as it was before).
+    question: Question
+    # Who made it.
+    actor: User
+    # The boolean given to answer, pin and hide; None for the other actions.
+    value: bool | None = None
+    # Set when a live-room command made the change; None for the REST API.
+    echo: Echo | None = None
+
+
+ChangeListener = Callable[[QuestionChange], Awaitable[None]]
+
+
 class CueSheet:
     def __init__(self, store: Store, schedule: Schedule, ids: IdAllocator) -> None:
         self._store = store
         self._schedule = schedule
         self._ids = ids
+        self._listeners: list[ChangeListener] = []
+
+    def on_change(self, listener: ChangeListener) -> None:
+        """Call ``listener(change)`` after every committed change to a question."""
+        self._listeners.append(listener)
+
+    async def _changed(self, action: str, question: Question, actor: User, value: bool | None = None,
+                       echo: Echo | None = None) -> Question:
+        change = QuestionChange(action, question, actor, value, echo)
+        for listener in self._listeners:
+            await listener(change)
+        return question
 
     async def _open_session(self, session_id: int, viewer: User) -> Session:
         session = await self._schedule.get(session_id, viewer)
@@ -35,12 +76,12 @@ class CueSheet:
             raise NotFound("question_not_found", f"There is no question {question_id}.")
         return question, session
 
-    async def ask(self, session_id: int, viewer: User, text: str, anonymous: bool) -> Question:
+    async def ask(self, session_id: int, viewer: User, text: str, anonymous: bool, echo: Echo | None = None) -> Question:
         await self._open_session(session_id, viewer)
         question_id = await self._ids.next_id()
         await self._store.create_question(question_id, session_id, viewer.id, text, anonymous, utcnow())
         question, _ = await self.question(question_id, viewer)
-        return question
+        return await self._changed("ask", question, viewer, echo=echo)
 
     async def list(self, session_id: int, viewer: User | None, sort: str, limit: int, offset: int) -> list[Question]:
         session = await self._schedule.get(session_id, viewer)
@@ -62,26 +103,27 @@ class CueSheet:
         await self._own(question_id, viewer, "edit")
         if not await self._store.edit_question(question_id, text, utcnow()):
             raise Conflict("question_answered", "The question was answered meanwhile.")
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("edit", (await self.question(question_id, viewer))[0], viewer)
 
     async def delete(self, question_id: int, viewer: User) -> None:
-        await self._own(question_id, viewer, "delete")
+        question = await self._own(question_id, viewer, "delete")
         if not await self._store.delete_question(question_id):
             raise Conflict("question_answered", "The question was answered meanwhile.")
+        await self._changed("delete", question, viewer)
 
-    async def vote(self, question_id: int, viewer: User) -> Question:
+    async def vote(self, question_id: int, viewer: User, echo: Echo | None = None) -> Question:
         question, session = await self.question(question_id, viewer)
         await self._open_session(session.id, viewer)
         if await self._store.vote(question_id, viewer.id, utcnow()) is None:
             raise Conflict("already_voted", "You have already voted for this question.")
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("vote", (await self.question(question_id, viewer))[0], viewer, echo=echo)
 
-    async def unvote(self, question_id: int, viewer: User) -> Question:
+    async def unvote(self, question_id: int, viewer: User, echo: Echo | None = None) -> Question:
         question, session = await self.question(question_id, viewer)
         await self._open_session(session.id, viewer)
         if await self._store.unvote(question_id, viewer.id) is None:
             raise NotFound("not_voted", "You have not voted for this question.")
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("unvote", (await self.question(question_id, viewer))[0], viewer, echo=echo)
 
     async def _moderated(self, question_id: int, viewer: User, action: str) -> tuple[Question, Session]:
         question, session = await self.question(question_id, viewer)
@@ -89,12 +131,12 @@ class CueSheet:
             raise Forbidden("not_host", f"Only the host may {action} a question.")
         return question, session
 
-    async def answer(self, question_id: int, viewer: User, answered: bool) -> Question:
+    async def answer(self, question_id: int, viewer: User, answered: bool, echo: Echo | None = None) -> Question:
         await self._moderated(question_id, viewer, "answer")
         await self._store.set_answered(question_id, answered, utcnow())
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("answer", (await self.question(question_id, viewer))[0], viewer, answered, echo)
 
-    async def pin(self, question_id: int, viewer: User, pinned: bool) -> Question:
+    async def pin(self, question_id: int, viewer: User, pinned: bool, echo: Echo | None = None) -> Question:
         question, session = await self._moderated(question_id, viewer, "pin")
         if pinned and question.hidden:
             raise Conflict("question_hidden", "A hidden question cannot be pinned.")
@@ -105,9 +147,9 @@ class CueSheet:
             if question.hidden:
                 raise Conflict("question_hidden", "The question was hidden meanwhile.")
             raise Conflict("question_answered", "The question was answered meanwhile.")
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("pin", (await self.question(question_id, viewer))[0], viewer, pinned, echo)
 
-    async def hide(self, question_id: int, viewer: User, hidden: bool) -> Question:
+    async def hide(self, question_id: int, viewer: User, hidden: bool, echo: Echo | None = None) -> Question:
         await self._moderated(question_id, viewer, "hide")
         await self._store.set_hidden(question_id, hidden, utcnow())
-        return (await self.question(question_id, viewer))[0]
+        return await self._changed("hide", (await self.question(question_id, viewer))[0], viewer, hidden, echo)

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from .cuesheet import QUESTION_MAX
-from .cache.roomlog import valid_event_id
+from .events import valid_event_id
 from .errors import ApiError, BadRequest, Invalid
 
 # A chat line, not an essay; long enough for a pasted link with a sentence around it.

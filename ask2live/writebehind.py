@@ -13,7 +13,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .cache.roomlog import Event, RoomLog
+from .cache.roomlog import RoomLog
+from .events import Event
 from .store import Store
 from .tasks import cancel_and_wait
 from .timeutil import utcnow

@@ -17,3 +17,10 @@ def text_frame(payload: bytes) -> bytes:
     if length < 1 << 16:
         return struct.pack("!BBH", FIN_TEXT, 126, length) + payload
     return struct.pack("!BBQ", FIN_TEXT, 127, length) + payload
+
+
+def frame_payload(frame: bytes) -> bytes:
+    """The payload of a frame built by ``text_frame`` (the benchmark baseline writes it
+    again through Tornado's write_message)."""
+    length = frame[1]
+    return frame[2 + (2 if length == 126 else 8 if length == 127 else 0):]

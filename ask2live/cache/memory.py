@@ -11,7 +11,8 @@ import time
 from collections import deque
 
 from ..store import Store
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, merge_events, parse_event_id
+from ..events import Catchup, Event, merge_events, parse_event_id
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
 
 
 class MemoryRoomLog(RoomLog):

@@ -36,7 +36,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..store import Store
 from ..tasks import cancel_and_wait
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Catchup, Deliver, Event, RoomLog, merge_events, parse_event_id
+from ..events import Catchup, Event, merge_events, parse_event_id
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
 
 log = logging.getLogger(__name__)
 

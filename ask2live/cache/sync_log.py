@@ -11,7 +11,7 @@ import asyncio
 
 from ..timeutil import utcnow
 from .memory import MemoryRoomLog
-from .roomlog import Event
+from ..events import Event
 
 # How many recent messages the old design re-read for each broadcast.
 REREAD_RECENT = 20

@@ -1,4 +1,5 @@
-"""Pre-questions and the cue sheet over REST."""
+"""Pre-questions and the cue sheet over REST. A live room hears of every change from the
+cue sheet itself (CueSheet.on_change), not from here."""
 
 from __future__ import annotations
 
@@ -24,7 +25,6 @@ class SessionQuestionsHandler(ApiHandler):
         text = fields.text("text", max_length=QUESTION_MAX)
         anonymous = fields.boolean("anonymous", default=False)
         question = await self.services.cuesheet.ask(int_id(session_id), self.user, text, anonymous)
-        await self.services.rooms.announce_from_api("ask", question, self.user)
         self.send({"question": question.to_json(self.user.id)}, status=201)
 
 
@@ -36,13 +36,10 @@ class QuestionHandler(ApiHandler):
     async def patch(self, question_id: str) -> None:
         text = self.fields().text("text", max_length=QUESTION_MAX)
         question = await self.services.cuesheet.edit(int_id(question_id), self.user, text)
-        await self.services.rooms.announce_from_api("edit", question, self.user)
         self.send({"question": question.to_json(self.user.id)})
 
     async def delete(self, question_id: str) -> None:
-        question, _ = await self.services.cuesheet.question(int_id(question_id), self.user)
-        await self.services.cuesheet.delete(question.id, self.user)
-        await self.services.rooms.announce_from_api("delete", question, self.user)
+        await self.services.cuesheet.delete(int_id(question_id), self.user)
         self.set_status(204)
         self.finish()
 
@@ -50,12 +47,10 @@ class QuestionHandler(ApiHandler):
 class VoteHandler(ApiHandler):
     async def post(self, question_id: str) -> None:
         question = await self.services.cuesheet.vote(int_id(question_id), self.user)
-        await self.services.rooms.announce_from_api("vote", question, self.user)
         self.send({"question": question.to_json(self.user.id)})
 
     async def delete(self, question_id: str) -> None:
         question = await self.services.cuesheet.unvote(int_id(question_id), self.user)
-        await self.services.rooms.announce_from_api("unvote", question, self.user)
         self.send({"question": question.to_json(self.user.id)})
 
 
@@ -72,5 +67,4 @@ class ModerationHandler(ApiHandler):
             question = await cuesheet.pin(qid, self.user, value)
         else:
             question = await cuesheet.hide(qid, self.user, value)
-        await self.services.rooms.announce_from_api(action, question, self.user, value=value)
         self.send({"question": question.to_json(self.user.id)})

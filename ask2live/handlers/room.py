@@ -1,4 +1,4 @@
-"""GET /ws/sessions/{id}: the live room's WebSocket. Plumbing only; the room is rooms.py."""
+"""GET /ws/sessions/{id}: the live room's WebSocket. Plumbing only; the room is rooms/."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import tornado.iostream
 import tornado.web
 import tornado.websocket
 
-from ..cache.roomlog import valid_event_id
+from ..events import valid_event_id
 from ..errors import ApiError, BadRequest, Forbidden, Unauthorized
 from ..rooms import CloseCode, Member
+from ..wsframe import frame_payload
 from ..services import Services
 from .base import TOKEN_COOKIE, int_id
 
@@ -36,6 +37,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.session = None
         self._stalled_since: float | None = None
         self._raw_socket = None
+        self._plain = services.config.broadcast == "write_message"
 
     async def prepare(self) -> None:
         """Refuse before the upgrade: 401 without a valid token, 404 for an unknown session."""
@@ -93,6 +95,12 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
     # -- Transport, for the room
 
     def send_frame(self, frame: bytes) -> None:
+        if self._plain:
+            self._write_message_plain(frame)
+            return
+        self._send_built_frame(frame)
+
+    def _send_built_frame(self, frame: bytes) -> None:
         """Write one pre-built frame; drop the client if its buffer is full or stuck.
 
         The common case, nothing queued for this socket, is one non-blocking send() on the
@@ -129,11 +137,11 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         except tornado.iostream.StreamClosedError:
             pass
 
-    def send_message_plain(self, text: str) -> None:
+    def _write_message_plain(self, frame: bytes) -> None:
         """The benchmark's baseline (--broadcast write_message): Tornado's own per-client
-        write_message of the (pre-encoded) event text, as a plain Tornado server does it."""
+        write_message of the event's text, as a plain Tornado server does it."""
         if self.ws_connection is not None and not self.ws_connection.is_closing():
-            self.write_message(text)
+            self.write_message(frame_payload(frame).decode())
 
     def close_with(self, code: int, reason: str) -> None:
         """Close with a reason. For a slow client the close frame queues behind its (bounded)

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
-from ..cache.roomlog import Event
+from ..events import Event
 from ..models import Question, Session, User
 from ..timeutil import from_db
 from .engines import Engine, Transaction, db_time

@@ -1,0 +1,150 @@
+"""The live room: who is in it, what they may do, and every event reaching every socket.
+
+A chat message takes one straight path: socket → validation → room log append → local
+fan-out (the event encoded and framed once) → write-behind. No database read or write
+on that path. Question state (a live question, votes, answer/pin/hide) goes through the
+cue sheet's transactions first — vote-once and one-pin need one authority — and reaches
+the room by the cue sheet's change listener, through the log like everything else.
+
+- ``hub``: this process's members and the fan-out;
+- ``commands``: the rate limit and one handler per command;
+- ``welcome``: the first frame of a connection;
+- ``question_events``: the cue sheet's changes as room events;
+- ``roles``: who is host, speaker or listener.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from ..cache.roomlog import RoomLog
+from ..cuesheet import CueSheet, QuestionChange
+from ..events import parse_event_id
+from ..metrics import Metrics
+from ..models import Session, User
+from ..schedule import Schedule
+from ..store import Store
+from ..voice import Voice
+from . import commands
+from .hub import CloseCode, Hub, LocalRoom, Member, TokenBucket, Transport
+from .question_events import question_event
+from .roles import HOST, LISTENER, SPEAKER, role_of
+from .welcome import build_welcome, visible_history
+from ..wsframe import text_frame
+
+__all__ = ["CloseCode", "HOST", "LISTENER", "LocalRoom", "Member", "Rooms", "SPEAKER", "Transport", "role_of"]
+
+log = logging.getLogger(__name__)
+
+# History sent on join: enough to read back a few minutes of a busy chat.
+HISTORY_ON_JOIN = 100
+# The cue sheet part of the welcome: the top questions, as the host's list shows them.
+WELCOME_QUESTIONS = 50
+
+
+class Rooms:
+    """Every live room of this process, wired to the schedule and the cue sheet."""
+
+    def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
+                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0)) -> None:
+        self.room_log = room_log
+        self.store = store
+        self.schedule = schedule
+        self.cuesheet = cuesheet
+        self.voice = voice
+        self.metrics = metrics
+        self.hub = Hub(room_log, voice, metrics)
+        self._rate = rate
+        schedule.on_transition(self.on_session_transition)
+        cuesheet.on_change(self.on_question_change)
+
+    async def start(self) -> None:
+        await self.hub.start()
+
+    async def close(self) -> None:
+        await self.hub.close()
+
+    def local_counts(self) -> tuple[int, int]:
+        """(rooms, connections) on this process."""
+        return self.hub.local_counts()
+
+    # ------------------------------------------------------------------ told by the domain
+
+    async def on_session_transition(self, session: Session, status: str) -> None:
+        if status == "live":
+            await self.hub.append(session.id, "session_started", session=session.to_json())
+        elif status == "ended":
+            await self.hub.append(session.id, "session_ended", session=session.to_json())
+
+    async def on_question_change(self, change: QuestionChange) -> None:
+        """A question changed: a room command's change always reaches the room (it is its
+        answer); a REST change only while the session is live (before, there is no room)."""
+        session = await self.schedule.get(change.question.session_id)
+        if change.echo is None and session.status != "live":
+            return
+        speakers = await self.room_log.members(session.id, "speakers")
+        role = role_of(change.actor.id, session.host.id, speakers)
+        event_type, fields = question_event(change, session, role)
+        await self.hub.append(session.id, event_type, **fields)
+
+    # ------------------------------------------------------------------ join / leave / frames
+
+    async def join(self, member: Member, session: Session, since: str | None) -> None:
+        sid, log_ = session.id, self.room_log
+        room = await self.hub.open(sid, session.host.id, session.status)
+        speakers = await log_.members(sid, "speakers")
+        member.role = role_of(member.user.id, session.host.id, speakers)
+        member.pending = []
+        member.bucket = TokenBucket(*self._rate)
+        room.members[member.conn_id] = member
+        info = {"user": member.user.to_json(), "role": member.role, "conn": member.conn_id}
+        await log_.presence_add(sid, member.presence_key, orjson.dumps(info))
+        await self.hub.append(sid, "join", **info)
+
+        recovered = False
+        if since is not None:
+            catchup = await log_.read(sid, since)
+            recovered = catchup.complete
+        if since is None or not recovered:
+            catchup = await log_.read(sid, None, HISTORY_ON_JOIN)
+        history = catchup.events
+        self.metrics.history.labels(catchup.source).inc()
+        if history:
+            position = history[-1].id
+        elif recovered:
+            position = since
+        else:
+            position = await log_.last_id(sid)
+
+        welcome = build_welcome(
+            session=session, user=member.user, conn_id=member.conn_id,
+            presence=(await log_.presence(sid)).values(), speakers=speakers,
+            hands=await log_.members(sid, "hands"),
+            questions=await self.cuesheet.list(sid, member.user, "top", WELCOME_QUESTIONS, 0),
+            history=visible_history(history), position=position, resumed=since is not None,
+            recovered=recovered, voice_configured=self.voice.configured)
+        member.transport.send_frame(text_frame(welcome))
+        position_key = parse_event_id(position) if position else (0, -1)
+        waiting, member.pending = member.pending, None
+        for event, frame in waiting:
+            if event is None or event.key > position_key:
+                member.transport.send_frame(frame)
+
+    async def leave(self, member: Member) -> None:
+        if not self.hub.remove(member):
+            return
+        try:
+            if await self.room_log.presence_remove(member.session_id, member.presence_key):
+                await self.hub.append(member.session_id, "leave", user=member.user.to_json(), conn=member.conn_id)
+        except Exception as exc:  # the room log is down; presence expiry will tell the others
+            log.warning("leave of %s not recorded: %s", member.presence_key, exc)
+
+    async def handle(self, member: Member, message: str | bytes) -> None:
+        await commands.handle(self, member, message)
+
+    async def voice_tokens(self, session: Session, user: User) -> dict:
+        """For the REST endpoint: publisher for the host and granted speakers."""
+        speakers = await self.room_log.members(session.id, "speakers")
+        return self.voice.tokens(session.id, user, publisher=role_of(user.id, session.host.id, speakers) != LISTENER)
