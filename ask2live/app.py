@@ -63,6 +63,7 @@ def routes(services: Services) -> list:
         (r"/api/questions/([0-9]{1,19})/vote", questions.VoteHandler, deps),
         (r"/api/questions/([0-9]{1,19})/(answer|pin|hide)", questions.ModerationHandler, deps),
         (r"/api/openapi.json", meta.OpenApiHandler, deps),
+        (r"/api/limits", meta.LimitsHandler, deps),
         (r"/healthz", meta.HealthHandler, deps),
         (r"/metrics", meta.MetricsHandler, deps),
         (r"/ws/sessions/([0-9]{1,19})", room.RoomSocket, deps),

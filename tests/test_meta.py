@@ -193,8 +193,8 @@ def test_the_document_names_the_bearer_token_and_the_cookie():
                          or issubclass(handler, tornado.web.StaticFileHandler)
                          for path in documented_paths(pattern) for m in handler_methods(handler)}
     assert documented_public == registered_public == {
-        ("/api/users", "post"), ("/api/login", "post"), ("/api/openapi.json", "get"), ("/healthz", "get"),
-        ("/metrics", "get"), ("/", "get"), ("/", "head"), ("/static/{}", "get"), ("/static/{}", "head")}
+        ("/api/users", "post"), ("/api/login", "post"), ("/api/openapi.json", "get"), ("/api/limits", "get"),
+        ("/healthz", "get"), ("/metrics", "get"), ("/", "get"), ("/", "head"), ("/static/{}", "get"), ("/static/{}", "head")}
 
 
 # ------------------------------------------------------------------ health

@@ -1,14 +1,50 @@
-"""The API description and a health check."""
+"""The API description, the server's limits, a health check and the metrics."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..cuesheet import QUESTION_MAX
+from ..protocol import CHAT_MAX, CLIENT_MSG_ID_MAX
+from ..schedule import DESCRIPTION_MAX, RESERVATION_TARGET_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
+from .accounts import DISPLAY_NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE
 from .base import ApiHandler
+from .sessions import PAGE_MAX
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"
+
+
+def pattern_lengths(pattern: str) -> tuple[int, int]:
+    """The length bounds of a pattern of the form ``^[...]{min,max}$``. The username's
+    bounds are written once, in USERNAME_RE; they are read back from it here."""
+    match = re.fullmatch(r"\^\[[^\]]+\]\{(\d+),(\d+)\}\$", pattern)
+    if match is None:
+        raise ValueError(f"teach pattern_lengths() the pattern {pattern!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+USERNAME_MIN, USERNAME_MAX = pattern_lengths(USERNAME_RE.pattern)
+
+# What the server accepts, for clients to check before they send (the web client's forms
+# take their maxlength, minlength and pattern from here): each value is the constant the
+# validation itself uses. Lengths count Unicode code points; text is trimmed first, a
+# password is taken as typed.
+LIMITS = {
+    "username": {"min_length": USERNAME_MIN, "max_length": USERNAME_MAX, "pattern": USERNAME_RE.pattern},
+    "password": {"min_length": PASSWORD_MIN, "max_length": PASSWORD_MAX},
+    "display_name": {"max_length": DISPLAY_NAME_MAX},
+    "title": {"max_length": TITLE_MAX},
+    "description": {"max_length": DESCRIPTION_MAX},
+    "tags": {"max_items": TAGS_MAX, "max_length": TAG_MAX},
+    "reservation_target": {"maximum": RESERVATION_TARGET_MAX},
+    "question": {"max_length": QUESTION_MAX},
+    "chat": {"max_length": CHAT_MAX},
+    "client_msg_id": {"max_length": CLIENT_MSG_ID_MAX},
+    "page": {"max_limit": PAGE_MAX},
+}
 
 
 class OpenApiHandler(ApiHandler):
@@ -16,6 +52,15 @@ class OpenApiHandler(ApiHandler):
 
     def get(self) -> None:
         self.finish(OPENAPI_FILE.read_bytes())
+
+
+class LimitsHandler(ApiHandler):
+    """Public: the sign-up form needs the username pattern before anyone is signed in."""
+
+    requires_login = False
+
+    def get(self) -> None:
+        self.send(LIMITS)
 
 
 class HealthHandler(ApiHandler):
