@@ -46,4 +46,15 @@ class Invalid(ApiError):
 
 
 class Unavailable(ApiError):
+    """A backing service (the room log's Redis, the cold store) could not be reached or
+    gave up: nothing was changed by the failed step, and the client may try again."""
+
     status = 503
+
+
+def room_unavailable() -> Unavailable:
+    return Unavailable("room_unavailable", "The room is briefly unavailable; send again.")
+
+
+def store_unavailable() -> Unavailable:
+    return Unavailable("store_unavailable", "The database is briefly unavailable; try again.")

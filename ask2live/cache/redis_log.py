@@ -24,16 +24,18 @@ about a second).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 import socket
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from ..errors import room_unavailable
 from ..store import Store
 from ..tasks import cancel_and_wait
 from ..events import Catchup, Event, merge_events, parse_event_id
@@ -148,6 +150,23 @@ if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
 end
 return 0
 """
+
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def _unavailable_on_redis_error(method: F) -> F:
+    """The interface's methods answer an unreachable Redis with the one backend-neutral
+    error (503 room_unavailable), whatever redis-py raised."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise room_unavailable() from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _text(value: Any) -> str:
@@ -349,6 +368,7 @@ class RedisRoomLog(RoomLog):
 
     # ------------------------------------------------------------------ append / read
 
+    @_unavailable_on_redis_error
     async def append(self, session_id: int, event_type: str, body: bytes) -> Event:
         stream = self._key(session_id, "log")
         after = self._watched.get(session_id, "")
@@ -390,6 +410,7 @@ class RedisRoomLog(RoomLog):
         self._note_epoch(session_id, epoch)
         return True, epoch, _text(first[0][0]) if first else None
 
+    @_unavailable_on_redis_error
     async def read(self, session_id: int, since: str | None, limit: int = REPLAY_MAX) -> Catchup:
         _, epoch, first = await self._stream_state(session_id)
         stream = self._key(session_id, "log")
@@ -431,12 +452,14 @@ class RedisRoomLog(RoomLog):
             complete = False  # a position past the end: not one this log handed out
         return Catchup(events, complete, source)
 
+    @_unavailable_on_redis_error
     async def last_id(self, session_id: int) -> str | None:
         entries = await self.redis.xrevrange(self._key(session_id, "log"), "+", "-", count=1)
         return _text(entries[0][0]) if entries else None
 
     # ------------------------------------------------------------------ presence
 
+    @_unavailable_on_redis_error
     async def presence_add(self, session_id: int, member: str, info: bytes) -> None:
         zset, members = self._key(session_id, "presence"), self._key(session_id, "members")
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -446,10 +469,12 @@ class RedisRoomLog(RoomLog):
             pipe.expire(members, ROOM_KEY_TTL_S)
             await pipe.execute()
 
+    @_unavailable_on_redis_error
     async def presence_remove(self, session_id: int, member: str) -> bool:
         keys = [self._key(session_id, "presence"), self._key(session_id, "members")]
         return bool(await self._scripts["presence_remove"](keys=keys, args=[member]))
 
+    @_unavailable_on_redis_error
     async def presence(self, session_id: int) -> dict[str, bytes]:
         now_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -458,6 +483,7 @@ class RedisRoomLog(RoomLog):
             alive, info = await pipe.execute()
         return {_text(m): info[m] for m in alive if m in info}
 
+    @_unavailable_on_redis_error
     async def presence_expired(self, session_id: int) -> list[str]:
         now_ms = int(time.time() * 1000)
         stale = await self.redis.zrangebyscore(self._key(session_id, "presence"), "-inf", now_ms)
@@ -467,6 +493,7 @@ class RedisRoomLog(RoomLog):
                 removed.append(_text(member))
         return removed
 
+    @_unavailable_on_redis_error
     async def presence_refresh(self, session_id: int, members: list[str]) -> None:
         if not members:
             return
@@ -475,6 +502,7 @@ class RedisRoomLog(RoomLog):
 
     # ------------------------------------------------------------------ speakers / hands
 
+    @_unavailable_on_redis_error
     async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
         key = self._key(session_id, group)
         if present:
@@ -484,11 +512,13 @@ class RedisRoomLog(RoomLog):
             changed = await self.redis.srem(key, user_id)
         return bool(changed)
 
+    @_unavailable_on_redis_error
     async def members(self, session_id: int, group: str) -> set[int]:
         return {int(m) for m in await self.redis.smembers(self._key(session_id, group))}
 
     # ------------------------------------------------------------------ write-behind source
 
+    @_unavailable_on_redis_error
     async def take_unflushed(self, max_events: int) -> list[Event]:
         batch = await self._take_unflushed(max_events - len(self._carry)) if len(self._carry) < max_events else []
         batch = self._carry + batch
@@ -549,6 +579,7 @@ class RedisRoomLog(RoomLog):
             claimed += events
         return claimed
 
+    @_unavailable_on_redis_error
     async def mark_flushed(self, events: list[Event]) -> None:
         by_room: dict[int, list[str]] = {}
         for event in events:
@@ -563,6 +594,7 @@ class RedisRoomLog(RoomLog):
                 pipe.xack(self._key(sid, "log"), GROUP, *ids)
             await pipe.execute()
 
+    @_unavailable_on_redis_error
     async def ping(self) -> None:
         await self.redis.ping()
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
+from ..errors import store_unavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -157,6 +159,17 @@ class MysqlEngine:
             await conn.commit()
 
     async def run(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
+        import pymysql
+
+        try:
+            return await self._run(fn)
+        except (pymysql.err.OperationalError, pymysql.err.InterfaceError, OSError) as exc:
+            # Cannot connect, connection lost, or still deadlocked after the retries: the
+            # transaction was rolled back (or never began).
+            log.warning("MySQL unavailable: %s", exc)
+            raise store_unavailable() from exc
+
+    async def _run(self, fn: Callable[[Transaction], Awaitable[T]]) -> T:
         import aiomysql
         import pymysql
 
@@ -283,10 +296,14 @@ class SqliteEngine:
                 result = await fn(_SqliteTransaction(self))
                 await self._call(lambda c: c.execute("COMMIT"))
                 return result
-            except BaseException:
+            except BaseException as exc:
                 # Also when cancelled mid-way: the statement already handed to the thread
                 # still runs there, so end whatever transaction it left open.
                 await self._call(lambda c: c.execute("ROLLBACK") if c.in_transaction else None)
+                if isinstance(exc, sqlite3.OperationalError):
+                    # Locked past the busy timeout by another process, disk full, I/O error.
+                    log.warning("SQLite unavailable: %s", exc)
+                    raise store_unavailable() from exc
                 raise
 
     async def close(self) -> None:
