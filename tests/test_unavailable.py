@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ask2live.store import engines
 from conftest import PRODUCTION, make_config
 from faultproxy import FaultProxy
 
@@ -31,7 +32,9 @@ def mysql_proxy(io_loop: Any, setup: str) -> Any:
 
 
 @pytest.fixture
-def config(setup: str, tmp_path: Any, mysql_url: str | None, mysql_proxy: FaultProxy | None) -> Any:
+def config(setup: str, tmp_path: Any, mysql_url: str | None, mysql_proxy: FaultProxy | None, monkeypatch: Any) -> Any:
+    # Not five seconds of waiting on the held lock for each request of the test.
+    monkeypatch.setattr(engines, "SQLITE_BUSY_TIMEOUT_MS", 300)
     if mysql_proxy is not None:
         mysql_url = mysql_url.replace(":3306/", f":{mysql_proxy.port}/")
     return make_config(setup, tmp_path, mysql_url)

@@ -37,6 +37,10 @@ MYSQL_POOL_SIZE = 10
 
 SCHEMA_DIR = Path(__file__).resolve().parent
 
+# Another process holding the SQLite file's write lock (a backup, a sqlite3 shell) is
+# waited for this long before the request is answered 503 store_unavailable.
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
 
 class Transaction(Protocol):
     async def execute(self, sql: str, *args: Any) -> int:
@@ -279,7 +283,7 @@ class SqliteEngine:
         # lose the last transactions. The embedded default is for one machine, so that
         # is the right trade for not fsyncing every message.
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         script = (SCHEMA_DIR / "schema_sqlite.sql").read_text(encoding="utf-8")
         for statement in split_statements(script):
             conn.execute(statement)
