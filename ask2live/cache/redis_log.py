@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.resources
 import logging
 import os
 import secrets
@@ -39,6 +40,7 @@ from ..errors import room_unavailable
 from ..store import Store
 from ..tasks import cancel_and_wait
 from ..events import Catchup, Event, merge_events, parse_event_id
+from .ledger import DurabilityLedger
 from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
 
 log = logging.getLogger(__name__)
@@ -89,67 +91,9 @@ PRESENCE_TTL_MS = 30_000
 # Room keys other than the stream expire a day after their last write.
 ROOM_KEY_TTL_S = 86_400
 
-# Appends an event; refuses (nil) when the stream does not exist, so that only WARM
-# creates a stream (a re-created stream must first be warmed from the cold store).
-# Returns the new id and the entries after ARGV[2] up to it, for in-order local delivery.
-APPEND_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 't', ARGV[3], 'e', ARGV[4], 'o', ARGV[6])
-if ARGV[2] == '' then return {id, {}} end
-return {id, redis.call('XRANGE', KEYS[1], '(' .. ARGV[2], id, 'COUNT', ARGV[5])}
-"""
 
-# Creates a room's stream from events already in the cold store (they are not read by
-# the group again: it starts at '$'), and sets the epoch. No-op if the stream exists.
-WARM_SCRIPT = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('GET', KEYS[2]) or '' end
-for i = 2, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], ARGV[i], 't', ARGV[i + 1], 'e', ARGV[i + 2])
-end
-redis.call('XGROUP', 'CREATE', KEYS[1], 'coldstore', '$', 'MKSTREAM')
-redis.call('SET', KEYS[2], ARGV[1])
-return ARGV[1]
-"""
 
-# Trims what the group has persisted, keeping the last ARGV[1] entries for history.
-# Persisted: at or before the group's last-delivered id and before the oldest pending.
-TRIM_SCRIPT = """
-local function before(a, b)
-  local am, as = string.match(a, '(%d+)-(%d+)')
-  local bm, bs = string.match(b, '(%d+)-(%d+)')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local keep = tonumber(ARGV[1])
-if redis.call('XLEN', KEYS[1]) <= keep then return 0 end
-local delivered = nil
-for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
-  local name, last = nil, nil
-  for i = 1, #g, 2 do
-    if g[i] == 'name' then name = g[i + 1] end
-    if g[i] == 'last-delivered-id' then last = g[i + 1] end
-  end
-  if name == 'coldstore' then delivered = last end
-end
-if delivered == nil then return 0 end
-local bound = delivered
-local pending = redis.call('XPENDING', KEYS[1], 'coldstore')
-if pending[1] > 0 and before(pending[2], bound) then bound = pending[2] end
-local tail = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', keep)
-local keep_from = tail[#tail][1]
-if before(keep_from, bound) then bound = keep_from end
-return redis.call('XTRIM', KEYS[1], 'MINID', bound)
-"""
 
-# Removes a member once: the caller that removes it tells the room it left.
-PRESENCE_REMOVE_SCRIPT = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-"""
 
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
@@ -167,6 +111,14 @@ def _unavailable_on_redis_error(method: F) -> F:
             raise room_unavailable() from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+# The Lua scripts, one file each in cache/lua/ (what each does is said at its top).
+SCRIPTS = ("append", "warm", "trim", "presence_remove")
+
+
+def load_script(name: str) -> str:
+    return importlib.resources.files(__package__).joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _text(value: Any) -> str:
@@ -195,12 +147,8 @@ class RedisRoomLog(RoomLog):
         self._scripts: dict[str, Any] = {}
         self._deliver: Deliver | None = None
         self._watched: dict[int, str] = {}  # room → last delivered id
-        self._epochs: dict[int, str] = {}  # room → epoch this process last saw
-        # Events this process appended that the cold store may not have yet:
-        # (room, id) → (event, the room's epoch when appended).
-        self._own: dict[tuple[int, str], tuple[Event, str]] = {}
-        # Own events whose stream was lost (Redis wiped): this process writes them itself.
-        self._orphans: dict[tuple[int, str], Event] = {}
+        # What this process appended that the cold store may not have yet.
+        self._ledger = DurabilityLedger()
         # Rooms whose pending list this consumer has re-read (XREADGROUP id 0) since start.
         self._pending_done: set[int] = set()
         self._known_rooms: set[int] = set()
@@ -236,12 +184,7 @@ class RedisRoomLog(RoomLog):
         self._redis = aioredis.Redis(connection_pool=pool, decode_responses=False)
         self._reader_redis = aioredis.from_url(self._url, decode_responses=False,
                                                socket_timeout=READ_SOCKET_TIMEOUT)
-        self._scripts = {
-            "append": self.redis.register_script(APPEND_SCRIPT),
-            "warm": self.redis.register_script(WARM_SCRIPT),
-            "trim": self.redis.register_script(TRIM_SCRIPT),
-            "presence_remove": self.redis.register_script(PRESENCE_REMOVE_SCRIPT),
-        }
+        self._scripts = {name: self.redis.register_script(load_script(name)) for name in SCRIPTS}
         await self.redis.ping()
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="roomlog-reader"),
@@ -279,18 +222,13 @@ class RedisRoomLog(RoomLog):
     def _note_epoch(self, session_id: int, epoch: str) -> None:
         """Remember the room's epoch; if it changed, Redis lost the room, and the events this
         process appended under the old epoch are written to the cold store from here."""
-        previous = self._epochs.get(session_id)
-        self._epochs[session_id] = epoch
-        if previous is None or previous == epoch:
-            return
-        lost = [(k, ev) for k, (ev, ep) in self._own.items() if k[0] == session_id and ep != epoch]
+        previous = self._ledger.epoch(session_id)
+        lost = self._ledger.note_epoch(session_id, epoch)
         if lost:
             log.warning("room %s: Redis lost its stream; writing %d own events to the cold store directly",
-                        session_id, len(lost))
-        for k, ev in lost:
-            del self._own[k]
-            self._orphans[k] = ev
-        self._pending_done.discard(session_id)
+                        session_id, lost)
+        if previous is not None and previous != epoch:
+            self._pending_done.discard(session_id)
 
     # ------------------------------------------------------------------ watch / deliver
 
@@ -385,11 +323,11 @@ class RedisRoomLog(RoomLog):
                 continue
             self._known_rooms.add(session_id)
             event = Event(_text(reply[0]), session_id, event_type, body, self.origin)
-            epoch = self._epochs.get(session_id)
+            epoch = self._ledger.epoch(session_id)
             if epoch is None:
                 epoch = _text(await self.redis.get(self._key(session_id, "epoch")) or b"")
                 self._note_epoch(session_id, epoch)
-            self._own[(session_id, event.id)] = (event, epoch)
+            self._ledger.appended(event, epoch)
             if reply[1]:
                 self._deliver_entries(session_id, reply[1])
             return event
@@ -431,10 +369,7 @@ class RedisRoomLog(RoomLog):
         cold: list[Event] = []
         if since_key < parse_event_id(lower):
             stored = await self._store.events_after(session_id, since_key, limit + 1, before=parse_event_id(lower))
-            mine = [ev for (sid, _), (ev, _) in self._own.items()
-                    if sid == session_id and since_key < ev.key < parse_event_id(lower)]
-            mine += [ev for (sid, _), ev in self._orphans.items()
-                     if sid == session_id and since_key < ev.key < parse_event_id(lower)]
+            mine = self._ledger.unflushed(session_id, since_key, parse_event_id(lower))
             cold = merge_events(stored, mine)
         start = since if since_key >= parse_event_id(lower) else lower
         exclusive = "(" + start if start == since else start
@@ -526,7 +461,7 @@ class RedisRoomLog(RoomLog):
         return batch
 
     async def _take_unflushed(self, max_events: int) -> list[Event]:
-        batch: list[Event] = list(self._orphans.values())[:max_events]
+        batch: list[Event] = self._ledger.orphans(max_events)
         room_ids = [int(r) for r in await self.redis.smembers(self._rooms_key)]
         if not room_ids or len(batch) >= max_events:
             return batch
@@ -583,10 +518,8 @@ class RedisRoomLog(RoomLog):
     async def mark_flushed(self, events: list[Event]) -> None:
         by_room: dict[int, list[str]] = {}
         for event in events:
-            key = (event.session_id, event.id)
-            if self._orphans.pop(key, None) is None:
+            if not self._ledger.flushed(event):
                 by_room.setdefault(event.session_id, []).append(event.id)
-            self._own.pop(key, None)
         if not by_room:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -599,11 +532,10 @@ class RedisRoomLog(RoomLog):
         await self.redis.ping()
 
     async def backlog(self) -> int:
-        return len(self._own) + len(self._orphans)
+        return len(self._ledger)
 
     def oldest_unflushed_ms(self) -> int | None:
-        keys = [ev.key for ev, _ in self._own.values()] + [ev.key for ev in self._orphans.values()]
-        return min(keys)[0] if keys else None
+        return self._ledger.oldest_ms()
 
     async def _watermark_loop(self) -> None:
         """Let go of own events the group has persisted; notice wiped rooms; trim streams."""
@@ -617,7 +549,7 @@ class RedisRoomLog(RoomLog):
                 log.warning("room log watermark: %s", exc)
 
     async def _check_watermarks(self) -> None:
-        rooms = {sid for sid, _ in self._own} | set(self._watched)
+        rooms = self._ledger.rooms() | set(self._watched)
         for sid in rooms:
             stream = self._key(sid, "log")
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -645,12 +577,13 @@ class RedisRoomLog(RoomLog):
             # The group says these are done; the cold store has the last word. An event the
             # group skipped without ever holding it (trimmed by the MAXLEN guard, lost in a
             # partial Redis rollback) is not there: this process writes it itself.
-            mine = [ev for (s_, _), (ev, _) in self._own.items() if s_ == sid]
-            done = [ev for ev in mine if ev.key <= delivered_key and (min_pending is None or ev.key < min_pending)]
+            # The group says these are done; the cold store has the last word. An event the
+            # group skipped without ever holding it (trimmed by the MAXLEN guard, lost in a
+            # partial Redis rollback) is not there: this process writes it itself.
+            done = self._ledger.settled(sid, delivered_key, min_pending)
             # Long overdue and still not done: the stream may have lost it past the group's
             # position (a rollback of the room's last events, with nothing appended since).
-            stale_before = int(time.time() * 1000) - OWN_EVENT_OVERDUE_MS
-            overdue = [ev for ev in mine if ev.key[0] < stale_before and ev not in done]
+            overdue = self._ledger.overdue(sid, int(time.time() * 1000) - OWN_EVENT_OVERDUE_MS, done)
             if overdue:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for ev in overdue:
@@ -659,9 +592,6 @@ class RedisRoomLog(RoomLog):
                 done += [ev for ev, found in zip(overdue, in_stream) if not found]
             if done:
                 stored = await self._store.stored_event_ids(sid, min(e.key for e in done), max(e.key for e in done))
-                for ev in done:
-                    del self._own[(sid, ev.id)]
-                    if ev.key not in stored:
-                        log.warning("room %s: event %s never reached the cold store; writing it", sid, ev.id)
-                        self._orphans[(sid, ev.id)] = ev
+                for ev in self._ledger.release(sid, done, stored):
+                    log.warning("room %s: event %s never reached the cold store; writing it", sid, ev.id)
             await self._scripts["trim"](keys=[stream], args=[self._history_keep])

@@ -42,6 +42,9 @@ SESSION_COUNTS = """
     (SELECT COUNT(*) FROM reservations r WHERE r.session_id = s.id AND r.user_id = ?) AS reserved
 """
 
+# What update_session may set; the column names are written into its SQL.
+EDITABLE_SESSION_COLUMNS = frozenset({"title", "description", "tags", "starts_at", "reservation_target"})
+
 # Scheduled sessions soonest first, live ones most recently started first, ended ones
 # most recently ended first; with no status filter, live before scheduled before ended.
 SESSION_ORDER = """
@@ -257,8 +260,11 @@ class Store:
 
     async def update_session(self, session_id: int, fields: dict[str, Any], now: datetime) -> bool:
         """Change a scheduled session's editable fields; False if it is no longer scheduled."""
-        columns = {"title", "description", "tags", "starts_at", "reservation_target"}
-        assert set(fields) <= columns, fields
+        unknown = set(fields) - EDITABLE_SESSION_COLUMNS
+        if unknown:
+            # The names go into the SQL text: never anything but these columns (a check that
+            # `python -O` keeps, unlike an assert).
+            raise ValueError(f"not editable session columns: {sorted(unknown)}")
         values = []
         for name, value in fields.items():
             if name == "tags":
