@@ -25,9 +25,8 @@ async def serve(config: Config) -> None:
     async with running_services(config) as services:
         server = tornado.httpserver.HTTPServer(make_app(services), xheaders=True, max_body_size=HTTP_MAX_BODY)
         server.listen(config.port, address=config.host)
-        engine = services.store.engine.name
         log.info("ask2live listening on http://%s:%d (store: %s, room log: %s)", config.host, config.port,
-                 engine, "redis" if config.redis_url else "in-process")
+                 services.store.engine.name, services.rooms.room_log.name)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

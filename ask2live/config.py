@@ -91,12 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--flush-interval-ms", type=int,
                         default=env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000))),
                         help="write-behind batch interval in ms ($ASK2LIVE_FLUSH_INTERVAL_MS)")
-    parser.add_argument("--persistence", choices=("writebehind", "sync"),
-                        default=env_default("PERSISTENCE", "writebehind"),
-                        help="writebehind (default) or sync, the old DB-per-message design ($ASK2LIVE_PERSISTENCE)")
-    parser.add_argument("--broadcast", choices=("frame", "write_message"),
-                        default=env_default("BROADCAST", "frame"),
-                        help="frame (default) or write_message, the benchmark baseline ($ASK2LIVE_BROADCAST)")
     parser.add_argument("--scrypt-n", type=int, default=env_default("SCRYPT_N", str(SCRYPT_N)),
                         help="scrypt cost of new password hashes (a power of 2; lower only for load tests) "
                              "($ASK2LIVE_SCRYPT_N)")
@@ -109,6 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
     parser.add_argument("--allowed-origin", action="append", default=None,
                         help="an Origin allowed to open the room WebSocket (repeatable; "
                              "$ASK2LIVE_ALLOWED_ORIGINS, comma-separated)")
+    # The benchmarks' baselines (bench/): the designs we measure against, not for production.
+    bench = parser.add_argument_group("benchmark", "baselines for bench/ and loadtest/; leave them at their defaults")
+    bench.add_argument("--persistence", choices=("writebehind", "sync"),
+                       default=env_default("PERSISTENCE", "writebehind"),
+                       help="writebehind (default) or sync, the old DB-per-message design; sync keeps "
+                            "its log in-process and ignores --redis-url ($ASK2LIVE_PERSISTENCE)")
+    bench.add_argument("--broadcast", choices=("frame", "write_message"),
+                       default=env_default("BROADCAST", "frame"),
+                       help="frame (default) or write_message, Tornado's per-client write ($ASK2LIVE_BROADCAST)")
 
 
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
