@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
+
+import orjson
 
 # "<ms>-<seq>": 15 digits of milliseconds reach the year 33658; a sequence fits 32 bits.
 EVENT_ID_RE = re.compile(r"^[0-9]{1,15}-[0-9]{1,10}$")
@@ -58,3 +60,24 @@ class Catchup(NamedTuple):
     complete: bool
     # Where the events came from: the log itself, or (in part) the cold store.
     source: str = "log"
+
+
+# The events that change who is on stage (voice granted) or waiting (hand raised).
+STAGE_EVENTS = ("voice_granted", "voice_revoked", "hand_raised", "hand_lowered")
+
+
+def stage_of(events: Iterable[Event]) -> tuple[set[int], set[int]]:
+    """(speakers, raised hands) after these events, in log order: the stage a room log
+    rebuilds from the cold store when it has lost its own (a Redis wipe, a restart)."""
+    speakers: set[int] = set()
+    hands: set[int] = set()
+    for event in events:
+        if event.type not in STAGE_EVENTS:
+            continue
+        user_id = orjson.loads(event.body)["user"]["id"]
+        group = speakers if event.type.startswith("voice") else hands
+        if event.type in ("voice_granted", "hand_raised"):
+            group.add(user_id)
+        else:
+            group.discard(user_id)
+    return speakers, hands

@@ -11,7 +11,7 @@ import time
 from collections import deque
 
 from ..store import Store
-from ..events import Catchup, Event, merge_events, parse_event_id
+from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
 from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
 
 
@@ -56,11 +56,15 @@ class MemoryRoomLog(RoomLog):
         if room is None:
             room = deque(maxlen=self._history_keep)
             recent = await self._store.recent_events(session_id, self._history_keep)
+            # After a restart: the stage as the room's stored events leave it.
+            speakers, hands = stage_of(await self._store.stage_events(session_id))
             # Another coroutine may have created the room while we read.
             if session_id in self._rooms:
                 return self._rooms[session_id]
             room.extend(recent)
             self._rooms[session_id] = room
+            self._groups[(session_id, "speakers")] = speakers
+            self._groups[(session_id, "hands")] = hands
             if recent:
                 self._last[session_id] = recent[-1].key
         return room
@@ -127,6 +131,7 @@ class MemoryRoomLog(RoomLog):
         pass
 
     async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
+        await self._load(session_id)
         members = self._groups.setdefault((session_id, group), set())
         if present == (user_id in members):
             return False
@@ -134,6 +139,7 @@ class MemoryRoomLog(RoomLog):
         return True
 
     async def members(self, session_id: int, group: str) -> set[int]:
+        await self._load(session_id)
         return set(self._groups.get((session_id, group), set()))
 
     async def take_unflushed(self, max_events: int) -> list[Event]:

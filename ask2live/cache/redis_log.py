@@ -39,7 +39,7 @@ from redis.exceptions import RedisError, ResponseError
 from ..errors import room_unavailable
 from ..store import Store
 from ..tasks import cancel_and_wait
-from ..events import Catchup, Event, merge_events, parse_event_id
+from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
 from .ledger import DurabilityLedger
 from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
 
@@ -209,11 +209,15 @@ class RedisRoomLog(RoomLog):
     async def _warm(self, session_id: int) -> str:
         """Create the room's stream from the cold store if it is missing; the epoch."""
         recent = await self._store.recent_events(session_id, self._history_keep)
-        args: list[Any] = [str(int(time.time() * 1000))]
+        # The stage as the cold store knows it, and what this process appended since.
+        owed = self._ledger.unflushed(session_id, (0, -1), (1 << 62, 0))
+        speakers, hands = stage_of(merge_events(await self._store.stage_events(session_id), owed))
+        args: list[Any] = [str(int(time.time() * 1000)), ROOM_KEY_TTL_S, len(speakers), len(hands),
+                           *speakers, *hands]
         for event in recent:
             args += [event.id, event.type, event.body]
-        epoch = _text(await self._scripts["warm"](keys=[self._key(session_id, "log"), self._key(session_id, "epoch")],
-                                                 args=args))
+        keys = [self._key(session_id, what) for what in ("log", "epoch", "speakers", "hands")]
+        epoch = _text(await self._scripts["warm"](keys=keys, args=args))
         await self.redis.sadd(self._rooms_key, session_id)
         self._known_rooms.add(session_id)
         self._note_epoch(session_id, epoch)
@@ -437,8 +441,15 @@ class RedisRoomLog(RoomLog):
 
     # ------------------------------------------------------------------ speakers / hands
 
+    async def _warmed(self, session_id: int) -> None:
+        """Warm a room Redis lost before touching its stage, so that the stage is first
+        rebuilt from the cold store (and not started afresh, empty)."""
+        if not await self.redis.exists(self._key(session_id, "log")):
+            await self._warm(session_id)
+
     @_unavailable_on_redis_error
     async def set_member(self, session_id: int, group: str, user_id: int, present: bool) -> bool:
+        await self._warmed(session_id)
         key = self._key(session_id, group)
         if present:
             changed = await self.redis.sadd(key, user_id)
@@ -449,7 +460,14 @@ class RedisRoomLog(RoomLog):
 
     @_unavailable_on_redis_error
     async def members(self, session_id: int, group: str) -> set[int]:
-        return {int(m) for m in await self.redis.smembers(self._key(session_id, group))}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self._key(session_id, "log"))
+            pipe.smembers(self._key(session_id, group))
+            exists, members = await pipe.execute()
+        if not exists:
+            await self._warm(session_id)
+            members = await self.redis.smembers(self._key(session_id, group))
+        return {int(m) for m in members}
 
     # ------------------------------------------------------------------ write-behind source
 

@@ -121,18 +121,26 @@ async def on_lower_hand(rooms: "Rooms", member: Member, command: Command) -> Non
     await rooms.hub.append(member.session_id, "hand_lowered", **_sender(member, command))
 
 
-async def _voice_target(rooms: "Rooms", member: Member, user_id: int) -> User:
-    target = await rooms.store.get_user(user_id)
-    if target is None:
-        raise NotFound("user_not_found", f"There is no user {user_id}.")
-    if target.id == rooms.hub.room(member.session_id).host_id:
+async def _voice_target(rooms: "Rooms", member: Member, user_id: int, *groups: str) -> User:
+    """The user a grant or revoke is for: someone in the room (connected, or in one of
+    ``groups``). Anyone else gets the same answer whether or not the id exists, so that
+    these commands cannot be used to list the service's users."""
+    sid = member.session_id
+    if user_id == rooms.hub.room(sid).host_id:
         raise Conflict("is_host", "The host always has voice.")
+    in_room = any([user_id in await rooms.room_log.members(sid, group) for group in groups])
+    if not in_room:
+        prefix = f"{user_id}:"
+        in_room = any(key.startswith(prefix) for key in await rooms.room_log.presence(sid))
+    target = await rooms.store.get_user(user_id) if in_room else None
+    if target is None:
+        raise NotFound("user_not_in_room", f"User {user_id} is not in this room (connected or with a hand up).")
     return target
 
 
 async def on_grant_voice(rooms: "Rooms", member: Member, command: Command) -> None:
     sid = member.session_id
-    target = await _voice_target(rooms, member, command.user_id)
+    target = await _voice_target(rooms, member, command.user_id, "hands")
     if not await rooms.room_log.set_member(sid, "speakers", target.id, True):
         raise Conflict("already_speaker", f"{target.display_name} may speak already.")
     if await rooms.room_log.set_member(sid, "hands", target.id, False):
@@ -142,9 +150,10 @@ async def on_grant_voice(rooms: "Rooms", member: Member, command: Command) -> No
 
 
 async def on_revoke_voice(rooms: "Rooms", member: Member, command: Command) -> None:
-    target = await _voice_target(rooms, member, command.user_id)
-    if not await rooms.room_log.set_member(member.session_id, "speakers", target.id, False):
-        raise Conflict("not_speaker", f"{target.display_name} has no voice to revoke.")
+    """Idempotent: revoking from someone in the room who has no voice (any more) is told to
+    the room all the same, so that every one of their connections ends up a listener."""
+    target = await _voice_target(rooms, member, command.user_id, "speakers", "hands")
+    await rooms.room_log.set_member(member.session_id, "speakers", target.id, False)
     await rooms.hub.append(member.session_id, "voice_revoked", user=target.to_json(), role=LISTENER,
                            by=member.user.to_json(), client_msg_id=command.client_msg_id)
 

@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import orjson
 
-from ..events import Event
+from ..events import STAGE_EVENTS, Event
 from ..models import Question, Session, User
 from ..timeutil import from_db
 from .engines import Engine, Transaction, db_time
@@ -586,6 +586,19 @@ class Store:
             )
 
         return [_event(r) for r in reversed(await self.interaction("recent_events", fn))]
+
+    async def stage_events(self, session_id: int) -> list[Event]:
+        """Every event that changed the room's stage (voice, hands), oldest first: few, and
+        read only when a room log rebuilds a room it lost."""
+
+        async def fn(txn: Transaction) -> list[dict]:
+            return await txn.fetchall(
+                "SELECT session_id, id_ms, id_seq, type, body FROM room_events WHERE session_id = ?"
+                f" AND type IN ({', '.join('?' for _ in STAGE_EVENTS)}) ORDER BY id_ms, id_seq",
+                session_id, *STAGE_EVENTS,
+            )
+
+        return [_event(r) for r in await self.interaction("stage_events", fn)]
 
     async def stored_event_ids(self, session_id: int, first: tuple[int, int], last: tuple[int, int]) -> set[tuple[int, int]]:
         """Which ids between ``first`` and ``last`` (inclusive) the cold store holds."""
