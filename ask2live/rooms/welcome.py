@@ -12,12 +12,43 @@ from ..models import Question, Session, User
 from .roles import role_of
 
 
+QUESTION_EVENTS = ("question", "question_updated")
+
+
 def visible_history(events: list[Event]) -> list[Event]:
-    """The history a newcomer reads: chat lines the host deleted are left out."""
-    deleted = {orjson.loads(e.body).get("message_id") for e in events if e.type == "message_deleted"}
-    if not deleted:
+    """The history as a newcomer may read it: the room as it is now, not as it was.
+
+    A chat line the host deleted is left out. Every event about a question carries the
+    question as its last event there leaves it: an edit's earlier wording is gone, and a
+    question hidden or deleted since is left out but for that last event (``{"id",
+    "hidden"}`` or ``{"id", "deleted"}``). The history is the room's most recent events, so
+    every change after an event in it is in it too."""
+    deleted_chat: set[str] = set()
+    parsed: dict[str, dict] = {}
+    latest: dict[int, tuple[str, dict]] = {}  # question id → (last event id, its question)
+    for event in events:
+        if event.type == "message_deleted":
+            deleted_chat.add(orjson.loads(event.body).get("message_id"))
+        elif event.type in QUESTION_EVENTS:
+            fields = parsed[event.id] = orjson.loads(event.body)
+            latest[fields["question"]["id"]] = (event.id, fields["question"])
+    if not deleted_chat and not parsed:
         return events
-    return [e for e in events if not (e.type == "chat" and e.id in deleted)]
+    visible = []
+    for event in events:
+        if event.type == "chat" and event.id in deleted_chat:
+            continue
+        fields = parsed.get(event.id)
+        if fields is not None:
+            last_id, final = latest[fields["question"]["id"]]
+            if event.id != last_id:
+                if final.get("hidden") or final.get("deleted"):
+                    continue
+                if fields["question"] != final:
+                    fields["question"] = final
+                    event = Event(event.id, event.session_id, event.type, orjson.dumps(fields), event.origin)
+        visible.append(event)
+    return visible
 
 
 def build_welcome(*, session: Session, user: User, conn_id: str, presence: Iterable[bytes],
