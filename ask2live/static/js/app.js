@@ -3,6 +3,7 @@
 
 import { api, get, post } from "./api.js";
 import { h, replaceChildren, timeElement, localInputValue, timeZone, formatRelative } from "./dom.js";
+import { htmlPattern, limits, loadLimits, maxLength, minLength } from "./limits.js";
 import { SessionView } from "./session.js";
 
 const app = {
@@ -114,25 +115,37 @@ function showError(box, error) {
   box.hidden = false;
 }
 
+// The hints say what the server's limits are (without them, what they are about).
+function usernameHint() {
+  const which = "letters, digits, “_”, “.” or “-”.";
+  return limits ? `${minLength("username")} to ${maxLength("username")} ${which}` : `Only ${which}`;
+}
+
+function passwordHint() {
+  return limits ? `At least ${minLength("password")} characters.` : "The longer the better.";
+}
+
 function authView(root, mode, next) {
   const signup = mode === "signup";
   setTitle(signup ? "Sign up" : "Log in");
   const error = errorBox();
   const username = h("input", { id: "username", name: "username", autocomplete: "username", required: true,
-    minlength: signup ? 3 : null, maxlength: 32, pattern: signup ? "[A-Za-z0-9_.\\-]{3,32}" : null,
+    minlength: signup ? minLength("username") : null, maxlength: maxLength("username"),
+    pattern: signup ? htmlPattern(limits?.username.pattern) : null,
     autocapitalize: "none", spellcheck: "false", "aria-describedby": signup ? "username-hint" : null });
-  const displayName = signup ? h("input", { id: "display-name", name: "display_name", autocomplete: "nickname", maxlength: 64 }) : null;
+  const displayName = signup ? h("input", { id: "display-name", name: "display_name", autocomplete: "nickname",
+    maxlength: maxLength("display_name") }) : null;
   const password = h("input", { id: "password", name: "password", type: "password", required: true,
-    autocomplete: signup ? "new-password" : "current-password", minlength: signup ? 8 : null, maxlength: 256,
-    "aria-describedby": signup ? "password-hint" : null });
+    autocomplete: signup ? "new-password" : "current-password", minlength: signup ? minLength("password") : null,
+    maxlength: maxLength("password"), "aria-describedby": signup ? "password-hint" : null });
   const submit = h("button", { type: "submit", class: "primary" }, signup ? "Create account" : "Log in");
   const form = h("form", { class: "card auth", novalidate: false },
     h("h1", {}, signup ? "Create your account" : "Log in to ASK2LIVE"),
     h("p", { class: "lede" }, signup ? "Ask the questions you care about, live." : "Welcome back."),
     error,
-    field("Username", username, signup ? "3 to 32 letters, digits, “_”, “.” or “-”." : null),
+    field("Username", username, signup ? usernameHint() : null),
     signup ? field("Display name (optional)", displayName, "Shown next to your questions and messages.") : null,
-    field("Password", password, signup ? "At least 8 characters." : null),
+    field("Password", password, signup ? passwordHint() : null),
     submit,
     h("p", { class: "switch" }, signup
       ? ["Have an account? ", h("a", { href: "#/login" + (next ? "?next=" + encodeURIComponent(next) : "") }, "Log in")]
@@ -230,8 +243,8 @@ function scheduleView(root) {
   const error = errorBox();
   const start = new Date(Date.now() + 60 * 60 * 1000);
   start.setMinutes(0, 0, 0);
-  const title = h("input", { id: "title", name: "title", required: true, maxlength: 200 });
-  const description = h("textarea", { id: "description", name: "description", rows: 5, maxlength: 5000 });
+  const title = h("input", { id: "title", name: "title", required: true, maxlength: maxLength("title") });
+  const description = h("textarea", { id: "description", name: "description", rows: 5, maxlength: maxLength("description") });
   const startsAt = h("input", { id: "starts-at", name: "starts_at", type: "datetime-local", required: true,
     value: localInputValue(start), min: localInputValue(new Date()), "aria-describedby": "starts-at-hint" });
   const submit = h("button", { type: "submit", class: "primary" }, "Schedule");
@@ -268,11 +281,9 @@ async function boot() {
     event.preventDefault();
     (main.querySelector("h1") || main).focus();
   });
-  try {
-    app.me = (await get("/api/me")).user;
-  } catch (error) {
-    app.me = null;
-  }
+  // The limits are the forms' (read once); "who am I" says which screen to show.
+  const [me] = await Promise.allSettled([get("/api/me"), loadLimits()]);
+  app.me = me.status === "fulfilled" ? me.value.user : null;
   renderNav();
   window.addEventListener("hashchange", route);
   route();

@@ -1,12 +1,21 @@
 // One session: the page before it starts (pre-questions, the host's cue sheet, "Go live"),
 // the live room (chat, questions, people, voice), and the record once it has ended.
+//
+// What the page knows is one state value (session-state.js, pure functions); this view
+// feeds it the room's frames and the REST answers, renders the parts that changed, and does
+// what a state cannot: navigation, toasts, the room socket, voice.
 
 import { ApiError, api, get, post } from "./api.js";
 import { h, replaceChildren, formatClock, formatRelative, timeElement, initials, hue, toast } from "./dom.js";
+import { maxLength, pageMax } from "./limits.js";
 import { Room } from "./room.js";
+import {
+  applyEvent, applyWelcome, askedOverSocket, chatLines, initialState, isHost, isOpen, layoutOf, mergeSession,
+  myRole, people, pinnedQuestion, questionRemoved, questionSaved, questionsLoaded, roleOf, sortedQuestions,
+  voiceUnavailable,
+} from "./session-state.js";
 import { Voice } from "./voice.js";
 
-const CHAT_KEEP = 500;
 const PRE_LIVE_POLL_MS = 10000;
 const ROLE_LABEL = { host: "Host", speaker: "Speaker", listener: "Listener" };
 
@@ -23,17 +32,10 @@ export class SessionView {
     this.me = me;
     this.navigate = navigate;
     this.setTitle = setTitle;
-    this.session = null;
-    this.layout = null; // "scheduled" | "live" | "ended"
-    this.questions = new Map();
+    this.state = null; // session-state.js; null until the session has loaded
+    this.layout = null; // what is rendered: "scheduled" | "live" | "ended"
     this.sort = "top";
     this.editing = null; // question id being edited
-    this.presence = new Map(); // conn → {user, role, conn}
-    this.speakers = new Set();
-    this.hands = new Set();
-    this.chat = []; // confirmed chat lines and room notes, in order
-    this.myAsks = new Set(); // client_msg_ids of questions asked over the socket
-    this.voiceConfigured = null;
     this.room = null;
     this.voice = null;
     this.pollTimer = 0;
@@ -42,13 +44,28 @@ export class SessionView {
     this.el = {};
   }
 
-  get isHost() {
-    return this.session && this.session.host.id === this.me.id;
+  get session() {
+    return this.state && this.state.session;
   }
 
-  get myRole() {
-    if (this.isHost) return "host";
-    return this.speakers.has(this.me.id) ? "speaker" : "listener";
+  get isHost() {
+    return Boolean(this.state) && isHost(this.state);
+  }
+
+  // The next state: render what it changed. A new status is a new layout (and maybe a new
+  // route); otherwise each part is rendered again only if its object is new.
+  commit(next) {
+    const before = this.state;
+    this.state = next;
+    if (next.session.status !== before.session.status) return this.statusChanged();
+    if (next.session !== before.session) this.renderHeader();
+    if (next.questions !== before.questions || next.pinned !== before.pinned) this.renderQuestions();
+    if (next.presence !== before.presence || next.hands !== before.hands || next.speakers !== before.speakers) {
+      this.renderPeople();
+    }
+    if (next.speakers !== before.speakers || next.voiceConfigured !== before.voiceConfigured) this.renderVoice();
+    if (next.chat !== before.chat) this.renderChat();
+    return undefined;
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -57,7 +74,7 @@ export class SessionView {
     this.root.className = "session-page";
     this.root.append(h("h1", { class: "loading" }, "Loading…"));
     try {
-      this.session = (await get(`/api/sessions/${this.id}`)).session;
+      this.state = initialState(this.me, (await get(`/api/sessions/${this.id}`)).session);
     } catch (error) {
       return this.fail(error);
     }
@@ -108,126 +125,52 @@ export class SessionView {
 
   async loadQuestions() {
     try {
-      const page = await get(`/api/sessions/${this.id}/questions?sort=top&limit=100`);
+      const page = await get(`/api/sessions/${this.id}/questions?sort=top${pageMax() ? `&limit=${pageMax()}` : ""}`);
       if (this.destroyed) return;
-      this.questions = new Map(page.items.map((q) => [q.id, q]));
-      this.session.pinned_question_id = page.items.find((q) => q.pinned)?.id ?? null;
-      this.renderQuestions();
+      this.commit(questionsLoaded(this.state, page.items));
     } catch (error) {
       if (error.status === 401) this.fail(error);
     }
   }
 
   setSession(session) {
-    const before = this.session.status;
-    this.session = { ...this.session, ...session };
-    if (before !== this.session.status) {
-      this.render();
-      if (this.session.status === "live") {
-        clearInterval(this.pollTimer);
-        this.navigate(`/sessions/${this.id}/live`, { replace: true });
-      } else if (this.session.status === "ended") {
-        clearInterval(this.pollTimer);
-        this.room?.stop();
-        this.voice?.leave();
-        this.navigate(`/sessions/${this.id}`, { replace: true });
-        this.loadQuestions();
-      }
-    } else {
-      this.renderHeader();
+    this.commit(mergeSession(this.state, session));
+  }
+
+  statusChanged() {
+    this.render();
+    if (this.session.status === "live") {
+      clearInterval(this.pollTimer);
+      this.navigate(`/sessions/${this.id}/live`, { replace: true });
+    } else if (this.session.status === "ended") {
+      clearInterval(this.pollTimer);
+      this.room?.stop();
+      this.voice?.leave();
+      this.navigate(`/sessions/${this.id}`, { replace: true });
+      this.loadQuestions();
     }
   }
 
   // ---------------------------------------------------------------- the room's frames
 
-  onWelcome(frame, { fresh, recovered }) {
-    this.you = frame.you;
-    this.voiceConfigured = Boolean(frame.voice && frame.voice.configured);
-    this.presence = new Map(frame.presence.map((p) => [p.conn, p]));
-    this.speakers = new Set(frame.speakers);
-    this.hands = new Set(frame.hands);
-    if (this.layout === "live" || fresh) {
-      // The snapshot at join time is the truth for the live cue sheet; before the
-      // session starts, the REST list (all of it, not just the top 50) is.
-      for (const q of frame.questions) this.questions.set(q.id, q);
-      if (this.layout === "live") this.questions = new Map(frame.questions.map((q) => [q.id, q]));
-    }
-    if (fresh || !recovered) this.chat = [];
-    if (!recovered) this.note("Reconnected after a long gap: showing the latest messages.");
+  onWelcome(frame, info) {
+    const before = this.state;
+    this.state = applyWelcome(before, frame, { ...info, now: Date.now() });
     // Frames that are not events (voice tokens) are not replayed: a grant or revoke
     // while away would be missed, so ask for a token that matches the role now.
-    if (!fresh && this.voice && this.voice.state === "on") setTimeout(() => this.room?.command("voice_token"), 0);
-    const before = this.session.status;
-    this.setSession(frame.session);
-    if (this.session.status === before) this.renderAll();
+    if (!info.fresh && this.voice && this.voice.state === "on") setTimeout(() => this.room?.command("voice_token"), 0);
+    if (this.state.session.status !== before.session.status) this.statusChanged();
+    else this.renderAll();
   }
 
   onEvent(event, { replay }) {
-    switch (event.type) {
-      case "chat":
-        this.chat.push(event);
-        if (this.chat.length > CHAT_KEEP) this.chat.splice(0, this.chat.length - CHAT_KEEP);
-        this.renderChat();
-        break;
-      case "message_deleted":
-        this.chat = this.chat.filter((line) => line.id !== event.message_id);
-        this.renderChat();
-        break;
-      case "join":
-        if (!replay) this.presence.set(event.conn, { user: event.user, role: event.role, conn: event.conn });
-        this.renderPeople();
-        break;
-      case "leave":
-        if (!replay) this.presence.delete(event.conn);
-        this.renderPeople();
-        break;
-      case "hand_raised":
-      case "hand_lowered":
-        if (!replay) event.type === "hand_raised" ? this.hands.add(event.user.id) : this.hands.delete(event.user.id);
-        this.renderPeople();
-        break;
-      case "voice_granted":
-      case "voice_revoked": {
-        const granted = event.type === "voice_granted";
-        if (!replay) {
-          granted ? this.speakers.add(event.user.id) : this.speakers.delete(event.user.id);
-          if (granted) this.hands.delete(event.user.id);
-        }
-        const you = event.user.id === this.me.id;
-        this.note(granted ? `${you ? "You" : event.user.display_name} can speak now.` : `${you ? "Your" : event.user.display_name + "’s"} voice was turned off.`, event);
-        if (you && !replay) {
-          toast(granted ? "The host gave you the floor: you can speak." : "The host turned your voice off.");
-          if (granted && this.voiceConfigured && (!this.voice || this.voice.state !== "on")) {
-            toast("Join voice to use your microphone.");
-          }
-        }
-        this.renderPeople();
-        this.renderVoice();
-        break;
+    this.commit(applyEvent(this.state, event, { replay }));
+    const granted = event.type === "voice_granted";
+    if (!replay && (granted || event.type === "voice_revoked") && event.user.id === this.me.id) {
+      toast(granted ? "The host gave you the floor: you can speak." : "The host turned your voice off.");
+      if (granted && this.state.voiceConfigured && (!this.voice || this.voice.state !== "on")) {
+        toast("Join voice to use your microphone.");
       }
-      // History and catch-up come with the welcome, whose cue sheet and session are newer
-      // than any of them: only live events change the questions and the session.
-      case "question":
-        if (replay) break;
-        this.upsertQuestion(event.question, event);
-        this.renderQuestions();
-        break;
-      case "question_updated":
-        if (replay) break;
-        this.upsertQuestion(event.question, event);
-        this.setPinned(event.pinned_question_id);
-        this.renderQuestions();
-        break;
-      case "session_started":
-      case "session_ended": {
-        if (event.type === "session_ended") this.note("The session has ended.", event);
-        // The event's session is built for the host: its "reserved" is not ours.
-        const { reserved, ...session } = event.session;
-        if (!replay) this.setSession(session);
-        break;
-      }
-      default:
-        break;
     }
   }
 
@@ -258,39 +201,6 @@ export class SessionView {
     }
   }
 
-  note(text, event = null) {
-    const id = event ? event.id : null;
-    if (id && this.chat.some((line) => line.id === id)) return;
-    this.chat.push({ type: "note", id: id || `note-${Date.now()}-${Math.random()}`, text, ts: event ? event.ts : Date.now() });
-    this.renderChat();
-  }
-
-  upsertQuestion(q, event) {
-    const old = this.questions.get(q.id);
-    if (q.deleted) {
-      // Its author deleted it (through the API): it leaves the list.
-      this.questions.delete(q.id);
-      return;
-    }
-    if (q.hidden && q.text === undefined) {
-      // Hidden: the room is told only the id. The host keeps seeing it, marked hidden;
-      // the others stop seeing it (kept here, so that "mine" and "voted" survive a show).
-      if (old) this.questions.set(q.id, { ...old, hidden: true, pinned: false });
-      return;
-    }
-    const actor = event.user;
-    const merged = { mine: false, voted: false, ...old, ...q };
-    if (!old) merged.mine = this.myAsks.delete(event.client_msg_id) || Boolean(actor && actor.id === this.me.id);
-    if (event.action === "vote" && actor && actor.id === this.me.id) merged.voted = true;
-    if (event.action === "unvote" && actor && actor.id === this.me.id) merged.voted = false;
-    this.questions.set(q.id, merged);
-  }
-
-  setPinned(pinnedId) {
-    this.session.pinned_question_id = pinnedId ?? null;
-    for (const q of this.questions.values()) q.pinned = q.id === pinnedId;
-  }
-
   // ---------------------------------------------------------------- actions
 
   async act(label, work) {
@@ -308,9 +218,8 @@ export class SessionView {
     this.act("Could not do that", async () => {
       const answer = await rest();
       if (answer && answer.question) {
-        this.questions.set(answer.question.id, answer.question);
+        this.commit(questionSaved(this.state, answer.question));
         if (type !== "vote" && type !== "unvote") await this.loadQuestions(); // the pin may have moved
-        this.renderQuestions();
       }
     });
   }
@@ -327,13 +236,12 @@ export class SessionView {
   ask(text, anonymous) {
     const id = this.room && this.room.command("question", { text, anonymous });
     if (id) {
-      this.myAsks.add(id);
+      this.commit(askedOverSocket(this.state, id));
       return true;
     }
     return this.act("Your question was not sent", async () => {
       const answer = await post(`/api/sessions/${this.id}/questions`, { text, anonymous });
-      this.questions.set(answer.question.id, answer.question);
-      this.renderQuestions();
+      this.commit(questionSaved(this.state, answer.question));
       return true;
     });
   }
@@ -341,9 +249,8 @@ export class SessionView {
   async saveEdit(q, text) {
     const answer = await this.act("Not saved", () => api("PATCH", `/api/questions/${q.id}`, { text }));
     if (answer) {
-      this.questions.set(q.id, answer.question);
       this.editing = null;
-      this.renderQuestions();
+      this.commit(questionSaved(this.state, answer.question));
     }
   }
 
@@ -353,10 +260,7 @@ export class SessionView {
       await api("DELETE", `/api/questions/${q.id}`);
       return true;
     });
-    if (done) {
-      this.questions.delete(q.id);
-      this.renderQuestions();
-    }
+    if (done) this.commit(questionRemoved(this.state, q.id));
   }
 
   goLive() {
@@ -405,7 +309,7 @@ export class SessionView {
       await this.voice.join(token);
       if (this.voice.state === "error") toast(`Voice: ${this.voice.error}`, "error");
     } catch (error) {
-      if (error.code === "voice_not_configured") this.voiceConfigured = false;
+      if (error.code === "voice_not_configured") this.commit(voiceUnavailable(this.state));
       else toast(`Voice: ${error.message}`, "error");
     }
     this.renderVoice();
@@ -415,7 +319,7 @@ export class SessionView {
 
   render() {
     const status = this.session.status;
-    this.layout = status === "live" ? "live" : status === "scheduled" ? "scheduled" : "ended";
+    this.layout = layoutOf(status);
     this.setTitle(this.session.title);
     this.el = {};
     const el = this.el;
@@ -431,7 +335,7 @@ export class SessionView {
     } else if (this.layout === "scheduled") {
       this.root.replaceChildren(el.header, h("div", { class: "pre-grid" }, el.questions, el.people));
     } else {
-      this.root.replaceChildren(el.header, h("div", { class: "pre-grid" }, el.questions, this.chat.length ? el.chat : null));
+      this.root.replaceChildren(el.header, h("div", { class: "pre-grid" }, el.questions, this.state.chat.length ? el.chat : null));
     }
     this.buildChat();
     this.renderAll();
@@ -489,12 +393,12 @@ export class SessionView {
     const box = this.el.voice;
     if (!box || this.session.status !== "live") return;
     const v = this.voice;
-    const publisher = this.myRole !== "listener";
-    if (this.voiceConfigured === false) {
+    const publisher = myRole(this.state) !== "listener";
+    if (this.state.voiceConfigured === false) {
       replaceChildren(box, h("span", { class: "voice-status voice-off", role: "note" }, "🔇 Voice not configured on this server"));
       return;
     }
-    if (this.voiceConfigured === null) {
+    if (this.state.voiceConfigured === null) {
       replaceChildren(box);
       return;
     }
@@ -517,21 +421,10 @@ export class SessionView {
 
   // -- questions
 
-  sortedQuestions() {
-    const items = [...this.questions.values()].filter((q) => this.isHost || !q.hidden);
-    if (this.sort === "recent") {
-      return items.sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
-    }
-    const pinned = this.session.pinned_question_id;
-    return items.sort((a, b) =>
-      (b.id === pinned) - (a.id === pinned) || a.answered - b.answered || b.votes - a.votes ||
-      a.created_at.localeCompare(b.created_at) || a.id - b.id);
-  }
-
   renderQuestions() {
     const pane = this.el.questions;
     if (!pane) return;
-    const open = this.session.status === "scheduled" || this.session.status === "live";
+    const open = isOpen(this.state);
     const cue = this.isHost;
     if (!this.el.questionList) {
       this.el.questionList = h("ol", { class: "question-list", "aria-labelledby": "questions-heading" });
@@ -550,7 +443,7 @@ export class SessionView {
         open && !cue ? this.askForm() : null,
         this.el.questionList);
     }
-    const items = this.sortedQuestions();
+    const items = sortedQuestions(this.state, this.sort);
     this.el.questionCount.textContent = `(${items.length})`;
     replaceChildren(this.el.questionList, items.length
       ? items.map((q) => this.questionItem(q, open))
@@ -559,7 +452,7 @@ export class SessionView {
   }
 
   askForm() {
-    const text = h("textarea", { id: "ask-text", name: "text", rows: 2, maxlength: 500, required: true,
+    const text = h("textarea", { id: "ask-text", name: "text", rows: 2, maxlength: maxLength("question"), required: true,
       placeholder: "What would you like to ask?" });
     const anonymous = h("input", { id: "ask-anonymous", type: "checkbox", name: "anonymous" });
     const form = h("form", { class: "ask-form" },
@@ -609,7 +502,7 @@ export class SessionView {
     }
     let body;
     if (this.editing === q.id) {
-      const area = h("textarea", { id: `edit-${q.id}`, rows: 2, maxlength: 500 });
+      const area = h("textarea", { id: `edit-${q.id}`, rows: 2, maxlength: maxLength("question") });
       area.value = q.text;
       const form = h("form", { class: "edit-form" },
         h("label", { for: `edit-${q.id}`, class: "visually-hidden" }, "Edit your question"),
@@ -645,7 +538,7 @@ export class SessionView {
   renderNowAnswering() {
     const box = this.el.nowAnswering;
     if (!box) return;
-    const q = this.questions.get(this.session.pinned_question_id);
+    const q = pinnedQuestion(this.state);
     if (!q || this.layout !== "live") {
       box.hidden = true;
       box.replaceChildren();
@@ -663,21 +556,6 @@ export class SessionView {
 
   // -- people
 
-  people() {
-    const byUser = new Map();
-    for (const entry of this.presence.values()) {
-      if (!entry.user || !entry.user.display_name) continue;
-      byUser.set(entry.user.id, entry.user);
-    }
-    const rank = (u) => (u.id === this.session.host.id ? 0 : this.speakers.has(u.id) ? 1 : this.hands.has(u.id) ? 2 : 3);
-    return [...byUser.values()].sort((a, b) => rank(a) - rank(b) || a.display_name.localeCompare(b.display_name));
-  }
-
-  roleOf(user) {
-    if (user.id === this.session.host.id) return "host";
-    return this.speakers.has(user.id) ? "speaker" : "listener";
-  }
-
   avatar(user, size = "") {
     const speaking = this.voice && this.voice.speaking.has(user.id);
     return h("span", { class: `avatar ${size}${speaking ? " speaking" : ""}`, style: `--hue:${hue(user.id)}`, "aria-hidden": "true" },
@@ -687,12 +565,12 @@ export class SessionView {
   renderPeople() {
     const pane = this.el.people;
     if (!pane) return;
-    const people = this.people();
+    const everyone = people(this.state);
     const live = this.session.status === "live";
-    const items = people.map((user) => {
-      const role = this.roleOf(user);
+    const items = everyone.map((user) => {
+      const role = roleOf(this.state, user);
       const you = user.id === this.me.id;
-      const hand = this.hands.has(user.id);
+      const hand = this.state.hands.has(user.id);
       const speaking = this.voice && this.voice.speaking.has(user.id);
       const controls = [];
       if (this.isHost && live && role !== "host") {
@@ -715,17 +593,17 @@ export class SessionView {
     });
     const mine = [];
     if (live && !this.isHost && this.room) {
-      if (this.myRole === "speaker") {
+      if (myRole(this.state) === "speaker") {
         mine.push(h("p", { class: "you-speak" }, "You have the floor: you can speak."));
       } else {
-        const up = this.hands.has(this.me.id);
+        const up = this.state.hands.has(this.me.id);
         mine.push(h("button", { type: "button", class: `hand-button${up ? "" : " primary"}`, "data-key": "hand", "aria-pressed": String(up),
           onclick: () => this.hand(!up) }, up ? "Lower hand" : "✋ Raise hand"));
       }
     }
     replaceChildren(pane,
       h("div", { class: "pane-head" }, h("h2", { id: "people-heading" }, live ? "People" : "Waiting", " ",
-        h("span", { class: "count" }, `(${people.length})`))),
+        h("span", { class: "count" }, `(${everyone.length})`))),
       mine.length ? h("div", { class: "my-controls" }, mine) : null,
       h("ul", { class: "people-list", "aria-labelledby": "people-heading" },
         items.length ? items : h("li", { class: "empty" }, "Nobody here yet.")));
@@ -748,7 +626,7 @@ export class SessionView {
     const parts = [h("div", { class: "pane-head" }, h("h2", { id: "chat-heading" }, this.layout === "ended" ? "Chat transcript" : "Chat")),
       h("div", { class: "chat-scroller" }, log, more)];
     if (this.layout === "live") {
-      const input = h("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: 1000, placeholder: "Say something…" });
+      const input = h("input", { id: "chat-input", name: "text", autocomplete: "off", maxlength: maxLength("chat"), placeholder: "Say something…" });
       const form = h("form", { class: "chat-form" },
         h("label", { for: "chat-input", class: "visually-hidden" }, "Message"),
         input,
@@ -781,17 +659,12 @@ export class SessionView {
     }
   }
 
-  chatLineKey(line) {
-    if (line.type === "chat" && line.client_msg_id && line.user && line.user.id === this.me.id) return "c:" + line.client_msg_id;
-    return "e:" + line.id;
-  }
-
   chatLine(line, status) {
     if (line.type === "note") {
       return h("li", { class: "note" }, h("span", {}, line.text));
     }
     const user = line.user || this.me;
-    const role = line.user ? this.roleOf(line.user) : this.myRole;
+    const role = roleOf(this.state, line.user || this.me);
     const mine = user.id === this.me.id;
     const extra = [];
     if (status === "pending") extra.push(h("span", { class: "state" }, "Sending…"));
@@ -820,13 +693,10 @@ export class SessionView {
     const log = this.el.chatLog;
     if (!log) return;
     const stick = this.chatAtBottom();
-    const lines = this.chat.map((line) => [this.chatLineKey(line), line, "confirmed"]);
-    for (const [id, pending] of this.room ? this.room.pending : []) {
-      lines.push(["c:" + id, { type: "chat", client_msg_id: id, text: pending.text, ts: pending.at, user: null }, pending.status]);
-    }
+    const lines = chatLines(this.state, this.room && this.room.pending);
     const existing = new Map([...log.children].map((li) => [li.dataset.key, li]));
     let added = 0;
-    lines.forEach(([key, line, status], index) => {
+    lines.forEach(({ key, line, status }, index) => {
       let li = existing.get(key);
       if (!li || li.dataset.status !== status) {
         const fresh = this.chatLine(line, status);
