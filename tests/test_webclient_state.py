@@ -1,5 +1,6 @@
 """The web client's state module (ask2live/static/js/session-state.js), tested in Node on
-frames recorded from a real server (tests/js/), and those recordings kept true to the server.
+frames recorded from a real server (tests/js/), those recordings kept true to the server,
+and the README's reconnect back-off kept true to the client.
 
 The Node tests need ``node`` (Debian's nodejs is enough; .ci/run installs it when missing,
 elsewhere the test skips). The recordings are checked against a fresh recording from this
@@ -34,6 +35,20 @@ def test_the_state_module_passes_its_node_tests():
     assert files, f"no *.test.mjs in {JS_TESTS}"
     result = subprocess.run([NODE, "--test", *map(str, files)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"node --test failed:\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
+
+
+@pytest.mark.skipif(NODE is None, reason="needs Node.js (apt-get install nodejs)")
+def test_the_readme_states_the_reconnect_back_off_the_client_uses():
+    """The README's sentence on reconnecting, from the client's own reconnectDelay()."""
+    script = ("import('./ask2live/static/js/room.js').then((room) => console.log(JSON.stringify("
+              "[1, 2, 3, 60].map((n) => [room.reconnectDelay(n, () => 0), room.reconnectDelay(n, () => 1)]))))")
+    result = subprocess.run([NODE, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    first, second, third, last = (f"{low / 1000:g}–{high / 1000:g} s" for low, high in json.loads(result.stdout))
+    sentence = f"({first}, then {second}, {third}, doubling up to {last})"
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert sentence in readme, f"the README should say {sentence!r}"
 
 
 def shape(value: Any, key: str = "") -> Any:

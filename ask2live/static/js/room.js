@@ -18,8 +18,19 @@ export function after(a, b) {
   return am > bm || (am === bm && as > bs);
 }
 
-const BACKOFF_FIRST_MS = 400;
-const BACKOFF_MAX_MS = 10000;
+// Reconnecting: attempt n waits a random time between half and all of
+// BACKOFF_FIRST_MS * 2^(n-1), capped at BACKOFF_MAX_MS, so that clients dropped together do
+// not come back together; the first waits at most FIRST_RETRY_MAX_MS, as a drop is most
+// often a blip. The README states this schedule (a test holds it to it).
+export const BACKOFF_FIRST_MS = 400;
+export const BACKOFF_MAX_MS = 10000;
+export const FIRST_RETRY_MAX_MS = 250;
+
+export function reconnectDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (attempt - 1));
+  const delay = base / 2 + random() * (base / 2);
+  return attempt === 1 ? Math.min(delay, FIRST_RETRY_MAX_MS) : delay;
+}
 
 export class Room {
   // handlers: welcome(frame, {fresh, recovered}), event(frame, {replay}), frame(frame) for
@@ -62,10 +73,8 @@ export class Room {
   dropped(event) {
     if (this.stopped) return;
     this.attempt += 1;
-    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** (this.attempt - 1));
-    const delay = base / 2 + Math.random() * (base / 2);
     this.setState(this.welcomed ? "reconnecting" : "connecting", { code: event.code, attempt: this.attempt });
-    this.timer = setTimeout(() => this.connect(), this.attempt === 1 ? Math.min(delay, 250) : delay);
+    this.timer = setTimeout(() => this.connect(), reconnectDelay(this.attempt));
   }
 
   stop() {
