@@ -1,11 +1,12 @@
 """Every test runs a real server (pytest-tornado's http_server, on a real port) on each
-of the two set-ups: "sqlite" is the embedded default (a SQLite file in a temporary
-directory, the in-process room log), "mysql" is production (MariaDB, in a database of
-its own for this test run, created here and dropped at the end, and Redis, under a key
+of the two set-ups, the ``setup`` fixture: "embedded" is the default (a SQLite file in a
+temporary directory, the in-process room log), "production" is MariaDB (in a database of
+its own for this test run, created here and dropped at the end) and Redis (under a key
 prefix of the test's own, deleted after it).
 
-Set ASK2LIVE_TEST_ENGINES=sqlite (or mysql) to run one engine only; set
+Set ASK2LIVE_TEST_SETUPS=embedded (or production) to run one set-up only; set
 ASK2LIVE_TEST_MYSQL to point at another server (default mysql://root@127.0.0.1:3306).
+Tests that run `ask2live serve` itself start it with tests/serve.py.
 """
 
 from __future__ import annotations
@@ -22,8 +23,16 @@ from tornado.httpclient import HTTPClientError
 from ask2live.app import make_app, running_services
 from ask2live.config import Config
 from ask2live.store.engines import parse_mysql_url
+from roomclient import RoomClient
 
-ENGINES = [e for e in os.environ.get("ASK2LIVE_TEST_ENGINES", "sqlite,mysql").split(",") if e]
+EMBEDDED, PRODUCTION = "embedded", "production"
+SETUPS = [s for s in os.environ.get("ASK2LIVE_TEST_SETUPS", f"{EMBEDDED},{PRODUCTION}").split(",") if s]
+if set(SETUPS) - {EMBEDDED, PRODUCTION}:
+    raise pytest.UsageError(f"ASK2LIVE_TEST_SETUPS={','.join(SETUPS)}: the set-ups are {EMBEDDED} and {PRODUCTION}")
+if "ASK2LIVE_TEST_ENGINES" in os.environ:
+    raise pytest.UsageError("ASK2LIVE_TEST_ENGINES is now ASK2LIVE_TEST_SETUPS (sqlite is embedded, mysql production)")
+# What GET /healthz calls each set-up's store.
+STORE_NAMES = {EMBEDDED: "sqlite", PRODUCTION: "mysql"}
 MYSQL_SERVER = os.environ.get("ASK2LIVE_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("ASK2LIVE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TABLES = ["users", "auth_tokens", "sessions", "reservations", "questions", "question_votes", "id_sequences",
@@ -42,15 +51,12 @@ def mysql_connect(database: str | None = None) -> pymysql.Connection:
 @pytest.fixture(scope="session")
 def mysql_url() -> Any:
     """A database of this test run's own, dropped when the run ends."""
-    if "mysql" not in ENGINES:
+    if PRODUCTION not in SETUPS:
         yield None
         return
     name = f"ask2live_test_{os.getpid()}_{secrets.token_hex(3)}"
     yield f"{MYSQL_SERVER}/{name}"
-    conn = mysql_connect()
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+    drop_database(name)
 
 
 def clear_mysql(url: str) -> None:
@@ -61,8 +67,8 @@ def clear_mysql(url: str) -> None:
     conn.close()
 
 
-def make_config(engine: str, tmp_path: Any, mysql_url: str | None, **overrides: Any) -> Config:
-    production = engine == "mysql"
+def make_config(setup: str, tmp_path: Any, mysql_url: str | None, **overrides: Any) -> Config:
+    production = setup == PRODUCTION
     values = dict(
         data_dir=tmp_path,
         mysql_url=mysql_url if production else None,
@@ -77,24 +83,32 @@ def make_config(engine: str, tmp_path: Any, mysql_url: str | None, **overrides: 
     return Config(**values)
 
 
-def delete_redis_keys(prefix: str) -> None:
+def drop_database(name: str) -> None:
+    conn = mysql_connect()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def delete_redis_keys(prefix: str, url: str = REDIS_URL) -> None:
     import redis
 
-    client = redis.Redis.from_url(REDIS_URL)
+    client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     if keys:
         client.delete(*keys)
     client.close()
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request: Any) -> str:
+@pytest.fixture(params=SETUPS)
+def setup(request: Any) -> str:
+    """The set-up this test runs on: "embedded" or "production"."""
     return request.param
 
 
 @pytest.fixture
-def config(engine: str, tmp_path: Any, mysql_url: str | None) -> Config:
-    return make_config(engine, tmp_path, mysql_url)
+def config(setup: str, tmp_path: Any, mysql_url: str | None) -> Config:
+    return make_config(setup, tmp_path, mysql_url)
 
 
 @pytest.fixture
@@ -199,7 +213,7 @@ class Account:
 
 @pytest.fixture
 def api(services: Any, http_client: Any, base_url: str) -> Api:
-    # Naming ``services`` here puts the engine parameter in every API test's closure.
+    # Naming ``services`` here puts the set-up parameter in every API test's closure.
     return Api(http_client, base_url)
 
 
@@ -213,3 +227,19 @@ async def db_rows(services: Any, sql: str, *args: Any) -> list[dict]:
         return []
 
     return await services.store.engine.run(fn)
+
+
+@pytest.fixture
+def rooms(api: Api) -> Any:
+    """``await rooms(account, sid)``: a RoomClient in that session's live room, as that
+    account; every one is closed afterwards."""
+    opened: list[RoomClient] = []
+
+    async def connect(account: Account, sid: int, since: str | None = None) -> RoomClient:
+        room = await RoomClient.connect(api.base_url, sid, account.token, since)
+        opened.append(room)
+        return room
+
+    yield connect
+    for room in opened:
+        room.close()

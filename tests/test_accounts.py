@@ -1,4 +1,4 @@
-"""Sign up, log in, log out, /api/me, on both engines, through HTTP."""
+"""Sign up, log in, log out, /api/me, on both set-ups, through HTTP."""
 
 import pytest
 

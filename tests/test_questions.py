@@ -1,4 +1,4 @@
-"""Pre-questions and the host's cue sheet over REST, on both engines, through HTTP."""
+"""Pre-questions and the host's cue sheet over REST, on both set-ups, through HTTP."""
 
 import asyncio
 

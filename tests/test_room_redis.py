@@ -11,21 +11,22 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from ask2live.app import make_app, running_services
-from conftest import REDIS_URL, db_rows, make_config
+from conftest import PRODUCTION, REDIS_URL, SETUPS, db_rows, make_config
 from roomclient import RoomClient
 
-pytestmark = [pytest.mark.gen_test(timeout=30)]
+pytestmark = [pytest.mark.gen_test(timeout=30),
+              pytest.mark.skipif(PRODUCTION not in SETUPS, reason="ASK2LIVE_TEST_SETUPS leaves out production")]
 
 
 @pytest.fixture
-def engine():
-    return "mysql"
+def setup():
+    return PRODUCTION
 
 
 @asynccontextmanager
 async def second_server(config):
     """Another server process's worth of services on the same MySQL and Redis."""
-    other = make_config("mysql", config.data_dir, config.mysql_url, redis_prefix=config.redis_prefix,
+    other = make_config(PRODUCTION, config.data_dir, config.mysql_url, redis_prefix=config.redis_prefix,
                         secret=config.secret)
     async with running_services(other) as services:
         sock, port = bind_unused_port()

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.gen_test(timeout=30)
 
 
 @pytest.fixture
-def config(engine, tmp_path, mysql_url):
-    return make_config(engine, tmp_path, mysql_url, persistence="sync")
+def config(setup, tmp_path, mysql_url):
+    return make_config(setup, tmp_path, mysql_url, persistence="sync")
 
 
 async def test_concurrent_chat_is_stored_before_it_is_broadcast_and_none_is_lost(api, base_url, services):
@@ -22,10 +22,23 @@ async def test_concurrent_chat_is_stored_before_it_is_broadcast_and_none_is_lost
     await host.post(f"/api/sessions/{sid}/start")
     listener = await RoomClient.connect(base_url, sid, host.token)
     senders = [await RoomClient.connect(base_url, sid, host.token) for _ in range(10)]
-    await asyncio.gather(*[s.send({"type": "chat", "text": f"{n}-{i}", "client_msg_id": f"{n}-{i}"})
-                           for n, s in enumerate(senders) for i in range(10)])
-    got = {(await listener.next("chat"))["client_msg_id"] for _ in range(100)}
+    sending = asyncio.gather(*[s.send({"type": "chat", "text": f"{n}-{i}", "client_msg_id": f"{n}-{i}"})
+                               for n, s in enumerate(senders) for i in range(10)])
+    got = set()
+    while len(got) < 100:
+        frame = await listener.frame()
+        assert frame is not None and frame["type"] != "error", frame
+        if "id" not in frame:
+            continue
+        # Looked up as the frame arrives, before the next one is read: the row is there
+        # already (on write-behind it would usually not be, for up to a flush interval).
+        ms, seq = frame["id"].split("-")
+        rows = await db_rows(services, "SELECT type FROM room_events WHERE session_id = ? AND id_ms = ? AND id_seq = ?",
+                             sid, int(ms), int(seq))
+        assert rows == [{"type": frame["type"]}], f"{frame['type']} {frame['id']} was broadcast before it was stored"
+        if frame["type"] == "chat":
+            got.add(frame["client_msg_id"])
+    await sending
     assert got == {f"{n}-{i}" for n in range(10) for i in range(10)}
-    # No write-behind here: the rows are there already.
     rows = await db_rows(services, "SELECT COUNT(*) AS n FROM room_events WHERE session_id = ? AND type = 'chat'", sid)
     assert rows[0]["n"] == 100

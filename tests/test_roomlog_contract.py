@@ -1,8 +1,8 @@
 """One contract for the RoomLog interface, run against both implementations.
 
-"sqlite": MemoryRoomLog over the SQLite store (the embedded default).
-"mysql":  RedisRoomLog over real Redis (the test's own key prefix, deleted after it) and
-          the real MariaDB store.
+"embedded":   MemoryRoomLog over the SQLite store (the default).
+"production": RedisRoomLog over real Redis (the test's own key prefix, deleted after it)
+              and the real MariaDB store.
 
 Each test builds fresh log instances of the app's kind on the app's store and prefix (so a
 second instance stands for a second server process) and closes them at the end. The app's
@@ -34,7 +34,7 @@ from ask2live.cache.memory import MemoryRoomLog
 from ask2live.cache.redis_log import GROUP, RedisRoomLog
 from ask2live.cache.roomlog import Event, RoomLog, parse_event_id, valid_event_id
 from ask2live.timeutil import utcnow
-from conftest import REDIS_URL
+from conftest import PRODUCTION, REDIS_URL
 
 pytestmark = pytest.mark.gen_test(timeout=20)
 
@@ -66,11 +66,11 @@ class Recorder:
 class Kit:
     """Builds log instances of the app's kind over the app's store (and Redis prefix)."""
 
-    def __init__(self, services: Any, config: Any, engine: str) -> None:
+    def __init__(self, services: Any, config: Any, setup: str) -> None:
         self.services = services
         self.store = services.store
         self.config = config
-        self.kind = "redis" if engine == "mysql" else "memory"
+        self.kind = "redis" if setup == PRODUCTION else "memory"
         self._open: list[RoomLog] = []
         self.redis = aioredis.from_url(REDIS_URL) if self.kind == "redis" else None
 
@@ -134,8 +134,8 @@ class Kit:
 
 
 @pytest.fixture
-def kit(io_loop: Any, services: Any, config: Any, engine: str) -> Any:
-    k = Kit(services, config, engine)
+def kit(io_loop: Any, services: Any, config: Any, setup: str) -> Any:
+    k = Kit(services, config, setup)
     yield k
     io_loop.run_sync(k.aclose)
     # The services fixture's teardown closes the app's write-behind and room log with one

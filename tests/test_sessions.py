@@ -1,4 +1,4 @@
-"""Sessions and seat reservations over REST, on both engines, through HTTP."""
+"""Sessions and seat reservations over REST, on both set-ups, through HTTP."""
 
 import asyncio
 import base64
