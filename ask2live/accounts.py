@@ -9,9 +9,10 @@ import hmac
 import secrets
 from datetime import datetime, timedelta
 
-from .errors import Conflict, Unauthorized
+from .errors import Conflict, TooManyRequests, Unauthorized
 from .models import User
 from .store import Store
+from .throttle import Throttle
 from .timeutil import utcnow
 
 # scrypt with N=2**14, r=8 needs 16 MiB and ~50 ms per hash: memory-hard enough that
@@ -26,6 +27,28 @@ SCRYPT_KEY_BYTES = 32
 # 32 random bytes: unguessable; only an HMAC of it (keyed with the server secret) is
 # stored, so a leaked database holds no usable tokens.
 TOKEN_BYTES = 32
+
+# Login throttles (token buckets, throttle.py), each counting failed logins over LOGIN_WINDOW.
+# Per account *and address*, not per account: a per-account lock would let anyone lock
+# the real user out from everywhere by typing wrong passwords for their name. This way a
+# guesser at one address is slowed, and the real user at their own address is not
+# touched. A successful login from an address clears that address's count for the
+# account. (A guesser with many addresses is held back by each address's own limits and
+# by scrypt; stopping a botnet needs more than a throttle.)
+LOGIN_WINDOW = 15 * 60.0
+# 10 at once, then one every 90 s: enough for a person who mistypes and tries their old
+# passwords; about a thousand guesses a day at one account from one address.
+LOGIN_LIMIT = 10
+# Failed logins from one address over all accounts: stops one address trying a password
+# on many accounts or testing which usernames exist (a 401 for each). High enough that
+# an office or a venue behind one address is not stopped by its users' typos; successful
+# logins do not count, so a whole audience logging in at once is never throttled.
+LOGIN_ADDRESS_LIMIT = 100
+# Sign-ups from one address: each is a scrypt hash and a row, and "username taken"
+# tells which usernames exist. A venue whose audience signs up on one Wi-Fi address may
+# need --signup-limit raised (or 0: no limit).
+SIGNUP_WINDOW = 3600.0
+SIGNUP_LIMIT = 50
 
 
 def hash_password(password: str, n: int = SCRYPT_N) -> str:
@@ -54,12 +77,29 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
+def too_many_attempts(wait: float) -> TooManyRequests:
+    return TooManyRequests("too_many_attempts",
+                           f"Too many attempts from your address; try again in {max(1, round(wait))} s.", wait)
+
+
+def _name_key(username: str) -> str:
+    """A username as a throttle key part: case-folded (usernames are unique regardless of
+    case) and hashed (bounded length, no separators), whether or not such a user exists."""
+    return hashlib.sha256(username.casefold().encode()).hexdigest()[:32]
+
+
 class Accounts:
-    def __init__(self, store: Store, secret: bytes, token_ttl: timedelta, scrypt_n: int = SCRYPT_N) -> None:
+    def __init__(self, store: Store, secret: bytes, token_ttl: timedelta, scrypt_n: int = SCRYPT_N, *,
+                 throttle: Throttle, login_limit: int = LOGIN_LIMIT, login_address_limit: int = LOGIN_ADDRESS_LIMIT,
+                 signup_limit: int = SIGNUP_LIMIT) -> None:
         self._store = store
         self._secret = secret
         self._token_ttl = token_ttl
         self._scrypt_n = scrypt_n
+        self._throttle = throttle
+        self._login_limit = login_limit
+        self._login_address_limit = login_address_limit
+        self._signup_limit = signup_limit
         # A fixed hash to check against for unknown usernames, so that a login for a
         # missing user takes as long as one with a wrong password.
         self._dummy_hash = hash_password(secrets.token_hex(8), scrypt_n)
@@ -67,7 +107,11 @@ class Accounts:
     def token_digest(self, token: str) -> str:
         return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
 
-    async def sign_up(self, username: str, display_name: str, password: str) -> User:
+    async def sign_up(self, username: str, display_name: str, password: str, address: str) -> User:
+        if self._signup_limit:
+            wait = await self._throttle.hit(f"signup:{address}", self._signup_limit, SIGNUP_WINDOW)
+            if wait is not None:
+                raise too_many_attempts(wait)
         loop = asyncio.get_running_loop()
         encoded = await loop.run_in_executor(None, hash_password, password, self._scrypt_n)
         user = await self._store.create_user(username, display_name, encoded, utcnow())
@@ -75,13 +119,35 @@ class Accounts:
             raise Conflict("username_taken", f"The username {username!r} is already taken.")
         return user
 
-    async def log_in(self, username: str, password: str) -> tuple[str, User, datetime]:
+    def _login_buckets(self, username: str, address: str) -> list[tuple[str, int, bool]]:
+        """(key, limit, cleared by a success) of each login throttle in force."""
+        buckets = [(f"login-address:{address}", self._login_address_limit, False),
+                   (f"login-account:{_name_key(username)}:{address}", self._login_limit, True)]
+        return [bucket for bucket in buckets if bucket[1]]
+
+    async def log_in(self, username: str, password: str, address: str) -> tuple[str, User, datetime]:
+        # Every attempt is counted before the password is checked (and taken back if it
+        # was right): counting only failures would let a burst of parallel guesses all
+        # pass the check while the first ones are still hashing.
+        counted: list[tuple[str, int, bool]] = []
+        for key, limit, cleared in self._login_buckets(username, address):
+            wait = await self._throttle.hit(key, limit, LOGIN_WINDOW)
+            if wait is not None:
+                for done, done_limit, _ in counted:
+                    await self._throttle.forgive(done, done_limit, LOGIN_WINDOW)
+                raise too_many_attempts(wait)
+            counted.append((key, limit, cleared))
         found = await self._store.get_login(username)
         loop = asyncio.get_running_loop()
         encoded = found[1] if found else self._dummy_hash
         ok = await loop.run_in_executor(None, verify_password, password, encoded)
         if not found or not ok:
             raise Unauthorized("bad_credentials", "Wrong username or password.")
+        for key, limit, cleared in counted:
+            if cleared:
+                await self._throttle.reset(key)
+            else:
+                await self._throttle.forgive(key, limit, LOGIN_WINDOW)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = utcnow()
         expires_at = now + self._token_ttl

@@ -28,6 +28,7 @@ from .schedule import Schedule
 from .services import Services
 from .store import IdAllocator, Store, open_store
 from .tasks import cancel_and_wait
+from .throttle import MemoryThrottle, RedisThrottle, Throttle
 from .voice import Voice
 from .writebehind import WriteBehind
 
@@ -68,8 +69,8 @@ def routes(services: Services) -> list:
         (r"/metrics", meta.MetricsHandler, deps),
         (r"/ws/sessions/([0-9]{1,19})", room.RoomSocket, deps),
         # The web client: one page (hash routes) and its static files, no build step.
-        (r"/()", tornado.web.StaticFileHandler, {"path": static, "default_filename": "index.html"}),
-        (r"/static/(.*)", tornado.web.StaticFileHandler, {"path": static}),
+        (r"/()", meta.StaticHandler, {"path": static, "default_filename": "index.html"}),
+        (r"/static/(.*)", meta.StaticHandler, {"path": static}),
     ]
 
 
@@ -106,6 +107,13 @@ def make_room_log(config: Config, store: Store) -> RoomLog:
     return MemoryRoomLog(store)
 
 
+def make_throttle(config: Config) -> Throttle:
+    """In Redis when there is one, so that every process counts the same attempts."""
+    if config.redis_url:
+        return RedisThrottle(config.redis_url, config.redis_prefix)
+    return MemoryThrottle()
+
+
 @asynccontextmanager
 async def running_services(config: Config) -> AsyncIterator[Services]:
     """Open the store and the room log, build every service; close them on the way out."""
@@ -117,6 +125,7 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         metrics = Metrics()
         store.observe_interactions(metrics.observe_store)
         room_log = make_room_log(config, store)
+        throttle = make_throttle(config)
         rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
                       rate=(config.rate_per_second, config.rate_burst))
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
@@ -127,13 +136,16 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         services = Services(
             config=config,
             store=store,
-            accounts=Accounts(store, config.secret, config.token_ttl, config.scrypt_n),
+            accounts=Accounts(store, config.secret, config.token_ttl, config.scrypt_n, throttle=throttle,
+                              login_limit=config.login_limit, login_address_limit=config.login_address_limit,
+                              signup_limit=config.signup_limit),
             schedule=schedule,
             cuesheet=cuesheet,
             voice=voice_service,
             rooms=rooms,
             write_behind=write_behind,
             metrics=metrics,
+            throttle=throttle,
         )
         await rooms.start()
         write_behind.start()
@@ -144,6 +156,7 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
             await cancel_and_wait(watcher)
             await write_behind.close()
             await rooms.close()
+            await throttle.close()
     finally:
         await store.close()
 

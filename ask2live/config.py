@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Mapping
 
-from .accounts import SCRYPT_N
+from .accounts import LOGIN_ADDRESS_LIMIT, LOGIN_LIMIT, SCRYPT_N, SIGNUP_LIMIT
 from .writebehind import FLUSH_INTERVAL
 
 DEFAULT_PORT = 8888
@@ -56,6 +56,12 @@ class Config:
     broadcast: str = "frame"
     # Write-behind cadence: a batch goes to the cold store this often (or when full).
     flush_interval: float = FLUSH_INTERVAL
+    # Throttles, answered with 429 too_many_attempts (accounts.py gives the reasons of the
+    # defaults): failed logins per account per address and per address every 15 minutes,
+    # sign-ups per address every hour. 0: no limit (load tests sign up thousands).
+    login_limit: int = LOGIN_LIMIT
+    login_address_limit: int = LOGIN_ADDRESS_LIMIT
+    signup_limit: int = SIGNUP_LIMIT
     extra: dict = field(default_factory=dict)
 
 
@@ -98,6 +104,13 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
                         help="burst of frames per connection ($ASK2LIVE_RATE_BURST)")
+    parser.add_argument("--login-limit", type=int, default=env_default("LOGIN_LIMIT", str(LOGIN_LIMIT)),
+                        help="failed logins per account per address per 15 minutes; 0: no limit ($ASK2LIVE_LOGIN_LIMIT)")
+    parser.add_argument("--login-address-limit", type=int,
+                        default=env_default("LOGIN_ADDRESS_LIMIT", str(LOGIN_ADDRESS_LIMIT)),
+                        help="failed logins per address per 15 minutes; 0: no limit ($ASK2LIVE_LOGIN_ADDRESS_LIMIT)")
+    parser.add_argument("--signup-limit", type=int, default=env_default("SIGNUP_LIMIT", str(SIGNUP_LIMIT)),
+                        help="sign-ups per address per hour; 0: no limit ($ASK2LIVE_SIGNUP_LIMIT)")
     parser.add_argument("--agora-app-id", default=env_default("AGORA_APP_ID"))
     parser.add_argument("--agora-app-certificate", default=env_default("AGORA_APP_CERTIFICATE"))
     parser.add_argument("--allowed-origin", action="append", default=None,
@@ -137,4 +150,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         broadcast=args.broadcast,
         rate_per_second=args.rate,
         rate_burst=args.rate_burst,
+        login_limit=args.login_limit,
+        login_address_limit=args.login_address_limit,
+        signup_limit=args.signup_limit,
     )

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 
 class ApiError(Exception):
     status = 400
+    # Headers the answer carries besides the envelope (Retry-After).
+    headers: dict[str, str] = {}
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -43,6 +47,17 @@ class TooLarge(ApiError):
 
 class Invalid(ApiError):
     status = 422
+
+
+class TooManyRequests(ApiError):
+    """Throttled: the client may try again after ``retry_after`` seconds (Retry-After)."""
+
+    status = 429
+
+    def __init__(self, code: str, message: str, retry_after: float) -> None:
+        super().__init__(code, message)
+        # Whole seconds, rounded up: Retry-After has no fractions, and 0 would invite a retry too soon.
+        self.headers = {"Retry-After": str(max(1, math.ceil(retry_after)))}
 
 
 class Unavailable(ApiError):

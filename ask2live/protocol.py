@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
+from . import text
 from .cuesheet import QUESTION_MAX
 from .events import valid_event_id
-from .errors import ApiError, BadRequest, Invalid
+from .errors import ApiError, BadRequest
 
 # A chat line, not an essay; long enough for a pasted link with a sentence around it.
 CHAT_MAX = 1000
@@ -44,12 +45,7 @@ def _text(frame: dict, limit: int) -> str:
     value = frame.get("text")
     if not isinstance(value, str):
         raise BadRequest("invalid_field", "'text' must be a string.")
-    value = value.strip()
-    if not value:
-        raise Invalid("empty_field", "'text' must not be empty.")
-    if len(value) > limit:
-        raise Invalid("too_long", f"'text' is longer than {limit} characters.")
-    return value
+    return text.clean(value, name="text", max_length=limit, multiline=True)
 
 
 def client_msg_id_of(frame: Any) -> str | None:

@@ -11,6 +11,7 @@ from .metrics import Metrics
 from .rooms import Rooms
 from .schedule import Schedule
 from .store import Store
+from .throttle import Throttle
 from .voice import Voice
 from .writebehind import WriteBehind
 
@@ -26,3 +27,5 @@ class Services:
     rooms: Rooms
     write_behind: WriteBehind
     metrics: Metrics
+    # Attempt counters shared by the processes of a deployment (login and sign-up throttles).
+    throttle: Throttle

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime
 from typing import Any
 
+from . import text
 from .errors import BadRequest, Invalid
 from .timeutil import parse_iso
 
@@ -28,20 +28,25 @@ class Fields:
         return value
 
     def text(self, name: str, *, max_length: int, required: bool = True, allow_empty: bool = False,
-             default: str | None = None) -> str | None:
-        """A string, trimmed; its length counts characters (code points), as utf8mb4 does."""
+             multiline: bool = False, default: str | None = None) -> str | None:
+        """A string under the text rules of text.clean(): NFC, trimmed, no control or bidi
+        characters, something visible in it; its length counts code points, as utf8mb4 does."""
         value = self._get(name, required)
         if value is _MISSING or (value is None and not required):
             return default
         if not isinstance(value, str):
             raise BadRequest("invalid_field", f"The field {name!r} must be a string.")
-        value = value.strip()
-        if not value and not allow_empty:
+        return text.clean(value, name=name, max_length=max_length, multiline=multiline, allow_empty=allow_empty)
+
+    def string(self, name: str, *, max_length: int) -> str:
+        """A string taken as sent (a username to look up): only its length is checked."""
+        value = self._get(name, True)
+        if not isinstance(value, str):
+            raise BadRequest("invalid_field", f"The field {name!r} must be a string.")
+        if not value:
             raise Invalid("empty_field", f"The field {name!r} must not be empty.")
         if len(value) > max_length:
             raise Invalid("too_long", f"The field {name!r} is longer than {max_length} characters.")
-        if "\x00" in value:
-            raise Invalid("invalid_characters", f"The field {name!r} contains a NUL character.")
         return value
 
     def secret(self, name: str, *, min_length: int, max_length: int) -> str:
@@ -90,15 +95,15 @@ class Fields:
             return None
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise BadRequest("invalid_field", f"The field {name!r} must be a list of strings.")
-        items = [v.strip() for v in value]
-        if len(items) > max_items:
+        if len(value) > max_items:
             raise Invalid("too_many", f"The field {name!r} holds at most {max_items} items.")
-        if any(not v or len(v) > max_length for v in items):
-            raise Invalid("invalid_item", f"Each item of {name!r} must be 1 to {max_length} characters.")
-        # Control characters have no place in a label, and JSON spells each as six
-        # characters ("\u0001"), which would overflow the stored list on MySQL.
-        if any(unicodedata.category(c) == "Cc" for v in items for c in v):
-            raise Invalid("invalid_characters", f"An item of {name!r} contains a control character.")
+        try:
+            items = [text.clean(v, name=f"{name}[{i}]", max_length=max_length) for i, v in enumerate(value)]
+        except Invalid as e:
+            if e.code == "invalid_characters":
+                raise
+            raise Invalid("invalid_item", f"Each item of {name!r} must be 1 to {max_length} characters, "
+                                          "something visible among them.") from None
         return list(dict.fromkeys(items))
 
 

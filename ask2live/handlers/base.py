@@ -20,6 +20,34 @@ TOKEN_COOKIE = "ask2live_token"
 API_BODY_MAX = 64 * 1024
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(handler_class: type) -> list[str]:
+    """The methods a handler class answers: those it defines (Tornado's defaults are 405s)."""
+    return [m for m in HTTP_METHODS
+            if getattr(handler_class, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
+
+
+def error_answer(handler: tornado.web.RequestHandler, status_code: int, exc: BaseException | None) -> ApiError:
+    """The error envelope for whatever ended a request, with its status and headers set on
+    the handler: an ApiError as it is; a 405 with the Allow header RFC 9110 asks for;
+    otherwise Tornado's reason (a 4xx) or internal_error."""
+    if isinstance(exc, ApiError):
+        handler.set_status(exc.status)
+        error = exc
+    elif status_code == 405:
+        handler.set_header("Allow", ", ".join(allowed_methods(type(handler))))
+        error = ApiError("method_not_allowed", f"{handler.request.method} is not allowed here.")
+    elif status_code < 500:
+        error = ApiError("bad_request", handler._reason)
+    else:
+        error = ApiError("internal_error", "Something went wrong on our side.")
+    for name, value in error.headers.items():
+        handler.set_header(name, value)
+    return error
+
+
 def request_token(handler: tornado.web.RequestHandler) -> str | None:
     """The bearer token from the Authorization header, else from the login cookie."""
     header = handler.request.headers.get("Authorization", "")
@@ -79,17 +107,7 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(orjson.dumps(payload))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, ApiError):
-            self.set_status(exc.status)
-            self.finish(orjson.dumps(exc.to_json()))
-            return
-        if isinstance(exc, tornado.web.HTTPError) and exc.status_code == 405:
-            error = ApiError("method_not_allowed", f"{self.request.method} is not allowed here.")
-        elif status_code < 500:
-            error = ApiError("bad_request", self._reason)
-        else:
-            error = ApiError("internal_error", "Something went wrong on our side.")
+        error = error_answer(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
         self.finish(orjson.dumps(error.to_json()))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:

@@ -1,17 +1,20 @@
-"""The API description, the server's limits, a health check and the metrics."""
+"""The API description, the server's limits, a health check, the metrics and the web client's files."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import orjson
+import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..cuesheet import QUESTION_MAX
 from ..protocol import CHAT_MAX, CLIENT_MSG_ID_MAX
 from ..schedule import DESCRIPTION_MAX, RESERVATION_TARGET_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
 from .accounts import DISPLAY_NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, USERNAME_RE
-from .base import ApiHandler
+from .base import ApiHandler, error_answer
 from .sessions import PAGE_MAX
 
 OPENAPI_FILE = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -82,3 +85,13 @@ class MetricsHandler(ApiHandler):
 
     def get(self) -> None:
         self.finish(self.services.metrics.exposition())
+
+
+class StaticHandler(tornado.web.StaticFileHandler):
+    """The web client's page and files; its errors (a missing file, TRACE) are the JSON
+    envelope like every other route's, not Tornado's HTML page."""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = error_answer(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(orjson.dumps(error.to_json()))

@@ -22,7 +22,7 @@ class SessionQuestionsHandler(ApiHandler):
 
     async def post(self, session_id: str) -> None:
         fields = self.fields()
-        text = fields.text("text", max_length=QUESTION_MAX)
+        text = fields.text("text", max_length=QUESTION_MAX, multiline=True)
         anonymous = fields.boolean("anonymous", default=False)
         question = await self.services.cuesheet.ask(int_id(session_id), self.user, text, anonymous)
         self.send({"question": question.to_json(self.user.id)}, status=201)
@@ -34,7 +34,7 @@ class QuestionHandler(ApiHandler):
         self.send({"question": question.to_json(self.user.id)})
 
     async def patch(self, question_id: str) -> None:
-        text = self.fields().text("text", max_length=QUESTION_MAX)
+        text = self.fields().text("text", max_length=QUESTION_MAX, multiline=True)
         question = await self.services.cuesheet.edit(int_id(question_id), self.user, text)
         self.send({"question": question.to_json(self.user.id)})
 

@@ -18,7 +18,7 @@ from ..errors import ApiError, BadRequest, Forbidden, Unauthorized
 from ..rooms import CloseCode, Member
 from ..wsframe import frame_payload
 from ..services import Services
-from .base import TOKEN_COOKIE, int_id
+from .base import TOKEN_COOKIE, error_answer, int_id
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         raise Forbidden("origin_not_allowed", f"Pages from {origin} may not open this socket.")
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        error = exc if isinstance(exc, ApiError) else ApiError("bad_request", self._reason)
-        if isinstance(exc, ApiError):
-            self.set_status(exc.status)
+        error = error_answer(self, status_code, kwargs.get("exc_info", (None, None, None))[1])
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(orjson.dumps(error.to_json()))
 

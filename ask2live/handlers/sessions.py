@@ -54,7 +54,7 @@ def session_fields(fields: Fields, *, partial: bool) -> dict:
         values["title"] = fields.text("title", max_length=TITLE_MAX)
     if not partial or "description" in fields:
         values["description"] = fields.text("description", max_length=DESCRIPTION_MAX, required=False,
-                                             allow_empty=True, default="")
+                                             allow_empty=True, multiline=True, default="")
     if not partial or "starts_at" in fields:
         values["starts_at"] = fields.time("starts_at", required=required)
     if not partial or "tags" in fields:
