@@ -89,3 +89,17 @@ CREATE TABLE IF NOT EXISTS room_events (
     created_at DATETIME(3) NOT NULL,
     PRIMARY KEY (session_id, id_ms, id_seq)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Room announcements (session started or ended, a question changed over REST) made while
+-- the room log could not take them: the change itself is committed, and its event waits
+-- here until a server process appends it to the room (at least once: a process that dies
+-- between the append and the delete leaves it to be appended again after the claim expires).
+CREATE TABLE IF NOT EXISTS room_outbox (
+    id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    session_id BIGINT NOT NULL,
+    type VARCHAR(32) NOT NULL,
+    body MEDIUMTEXT NOT NULL,
+    created_at DATETIME(3) NOT NULL,
+    claimed_by VARCHAR(128) NULL,
+    claimed_at DATETIME(3) NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from contextlib import asynccontextmanager
@@ -127,7 +128,8 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         room_log = make_room_log(config, store)
         throttle = make_throttle(config)
         rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
-                      rate=(config.rate_per_second, config.rate_burst))
+                      rate=(config.rate_per_second, config.rate_burst),
+                      process_name=f"{socket.gethostname()}:{config.port}:{os.getpid()}")
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         write_behind.stats.observers.append(metrics.observe_flush)
         write_behind.stats.failure_observers.append(metrics.flush_failures.inc)

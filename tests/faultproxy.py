@@ -16,6 +16,8 @@ class FaultProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task] = set()
         self.cut = False
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     async def start(self) -> "FaultProxy":
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -42,6 +44,7 @@ class FaultProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -59,14 +62,23 @@ class FaultProxy:
                 transport.abort()
         self._writers.clear()
 
+    def freeze(self) -> None:
+        """Keep every connection open but pass nothing either way: a service that hangs
+        (stopped with SIGSTOP, a full disk, a network partition without resets)."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self.cut = False
+        self._flowing.set()
 
     async def close(self) -> None:
         self.cut_off()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._flowing.set()
+        if self._tasks:  # the aborted connections end their pipes; stragglers are cancelled
+            _, stragglers = await asyncio.wait(set(self._tasks), timeout=1)
+            for task in stragglers:
+                task.cancel()
+            await asyncio.gather(*stragglers, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -34,6 +34,9 @@ import time
 from typing import Any, Awaitable, Callable, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from ..errors import room_unavailable
@@ -84,6 +87,12 @@ SETTLE_MS = 10_000
 # a free connection instead (a busy room has hundreds of appends in flight).
 REDIS_POOL_SIZE = 256
 REDIS_POOL_WAIT = 5.0
+
+# A command (an append is one script call) takes well under a millisecond; a Redis that
+# has not answered in this long is frozen or gone, and the request that waits on it is
+# answered room_unavailable (or, for an announcement, the event waits in the outbox)
+# rather than hanging for redis-py's default of no timeout at all.
+REDIS_COMMAND_TIMEOUT = 2.0
 
 # Presence: each process refreshes its connections' expiry every PRESENCE_TTL / 3, so
 # the members of a crashed process disappear within PRESENCE_TTL.
@@ -180,7 +189,10 @@ class RedisRoomLog(RoomLog):
         self._deliver = deliver
         pool = aioredis.BlockingConnectionPool.from_url(
             self._url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT, health_check_interval=10,
-            retry_on_timeout=True)
+            socket_timeout=REDIS_COMMAND_TIMEOUT, socket_connect_timeout=REDIS_COMMAND_TIMEOUT,
+            # Once, at once, and only when the connection broke (a pooled connection to a
+            # Redis that restarted): a timeout is not retried, it already took its time.
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)))
         self._redis = aioredis.Redis(connection_pool=pool, decode_responses=False)
         self._reader_redis = aioredis.from_url(self._url, decode_responses=False,
                                                socket_timeout=READ_SOCKET_TIMEOUT)

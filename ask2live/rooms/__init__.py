@@ -28,7 +28,9 @@ from ..schedule import Schedule
 from ..store import Store
 from ..voice import Voice
 from . import commands
+from ..errors import Unavailable
 from .hub import CloseCode, Hub, LocalRoom, Member, TokenBucket, Transport
+from .outbox import Outbox
 from .question_events import question_event
 from .roles import HOST, LISTENER, SPEAKER, role_of
 from .welcome import build_welcome, visible_history
@@ -48,7 +50,8 @@ class Rooms:
     """Every live room of this process, wired to the schedule and the cue sheet."""
 
     def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
-                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0)) -> None:
+                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0),
+                 process_name: str = "ask2live") -> None:
         self.room_log = room_log
         self.store = store
         self.schedule = schedule
@@ -56,14 +59,17 @@ class Rooms:
         self.voice = voice
         self.metrics = metrics
         self.hub = Hub(room_log, voice, metrics)
+        self.outbox = Outbox(self.hub, store, process_name)
         self._rate = rate
         schedule.on_transition(self.on_session_transition)
         cuesheet.on_change(self.on_question_change)
 
     async def start(self) -> None:
         await self.hub.start()
+        self.outbox.start()
 
     async def close(self) -> None:
+        await self.outbox.close()
         await self.hub.close()
 
     def local_counts(self) -> tuple[int, int]:
@@ -74,9 +80,9 @@ class Rooms:
 
     async def on_session_transition(self, session: Session, status: str) -> None:
         if status == "live":
-            await self.hub.append(session.id, "session_started", session=session.to_json())
+            await self.outbox.announce(session.id, "session_started", session=session.to_json())
         elif status == "ended":
-            await self.hub.append(session.id, "session_ended", session=session.to_json())
+            await self.outbox.announce(session.id, "session_ended", session=session.to_json())
 
     async def on_question_change(self, change: QuestionChange) -> None:
         """A question changed: a room command's change always reaches the room (it is its
@@ -84,10 +90,13 @@ class Rooms:
         session = await self.schedule.get(change.question.session_id)
         if change.echo is None and session.status != "live":
             return
-        speakers = await self.room_log.members(session.id, "speakers")
+        try:
+            speakers = await self.room_log.members(session.id, "speakers")
+        except Unavailable:
+            speakers = set()  # the event still goes out (later); the role is the best known
         role = role_of(change.actor.id, session.host.id, speakers)
         event_type, fields = question_event(change, session, role)
-        await self.hub.append(session.id, event_type, **fields)
+        await self.outbox.announce(session.id, event_type, **fields)
 
     # ------------------------------------------------------------------ join / leave / frames
 

@@ -125,6 +125,9 @@ class Hub:
 
     async def append(self, session_id: int, event_type: str, **fields: Any) -> Event:
         body = orjson.dumps({"type": event_type, "ts": int(time.time() * 1000), **fields})
+        return await self.append_body(session_id, event_type, body)
+
+    async def append_body(self, session_id: int, event_type: str, body: bytes) -> Event:
         event = await self.room_log.append(session_id, event_type, body)
         self._metrics.events.labels(event_type).inc()
         return event

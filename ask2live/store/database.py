@@ -587,6 +587,51 @@ class Store:
 
         return [_event(r) for r in reversed(await self.interaction("recent_events", fn))]
 
+    # -- the room outbox: announcements the room log could not take when they were made
+
+    async def outbox_add(self, session_id: int, event_type: str, body: bytes, now: datetime) -> None:
+        async def fn(txn: Transaction) -> None:
+            await txn.insert("INSERT INTO room_outbox (session_id, type, body, created_at) VALUES (?, ?, ?, ?)",
+                             session_id, event_type, body.decode(), db_time(now))
+
+        await self.interaction("outbox_add", fn)
+
+    async def outbox_claim(self, owner: str, limit: int, now: datetime, stale_before: datetime) -> list[dict]:
+        """Claim up to ``limit`` waiting announcements for ``owner`` (those nobody holds, its
+        own, or those whose holder has not finished by ``stale_before``), oldest first."""
+
+        async def fn(txn: Transaction) -> list[dict]:
+            rows = await txn.fetchall(
+                "SELECT id FROM room_outbox WHERE claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?"
+                " ORDER BY id LIMIT ?", owner, db_time(stale_before), limit)
+            claimed = []
+            for row in rows:
+                if await txn.execute(
+                        "UPDATE room_outbox SET claimed_by = ?, claimed_at = ? WHERE id = ?"
+                        " AND (claimed_by IS NULL OR claimed_by = ? OR claimed_at < ?)",
+                        owner, db_time(now), row["id"], owner, db_time(stale_before)):
+                    claimed.append(row["id"])
+            if not claimed:
+                return []
+            return await txn.fetchall(
+                f"SELECT id, session_id, type, body FROM room_outbox WHERE id IN ({', '.join('?' for _ in claimed)})"
+                " ORDER BY id", *claimed)
+
+        return await self.interaction("outbox_claim", fn)
+
+    async def outbox_delete(self, outbox_id: int) -> None:
+        async def fn(txn: Transaction) -> None:
+            await txn.execute("DELETE FROM room_outbox WHERE id = ?", outbox_id)
+
+        await self.interaction("outbox_delete", fn)
+
+    async def outbox_count(self) -> int:
+        async def fn(txn: Transaction) -> int:
+            row = await txn.fetchone("SELECT COUNT(*) AS n FROM room_outbox")
+            return int(row["n"])
+
+        return await self.interaction("outbox_count", fn)
+
     async def stage_events(self, session_id: int) -> list[Event]:
         """Every event that changed the room's stage (voice, hands), oldest first: few, and
         read only when a room log rebuilds a room it lost."""

@@ -81,3 +81,13 @@ CREATE TABLE IF NOT EXISTS room_events (
     created_at DATETIME NOT NULL,
     PRIMARY KEY (session_id, id_ms, id_seq)
 );
+
+CREATE TABLE IF NOT EXISTS room_outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at DATETIME NOT NULL,
+    claimed_by TEXT NULL,
+    claimed_at DATETIME NULL
+);
