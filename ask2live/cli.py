@@ -9,21 +9,20 @@ import os
 import signal
 import sys
 
-import tornado.httpserver
-
 from .app import make_app, running_services
 from .config import Config, add_arguments, config_from_args
+from .handlers.base import API_BODY_MAX
+from .httpserver import describe_limit, make_server, raise_open_files_limit
 
 log = logging.getLogger("ask2live")
 
-# The HTTP server's own cap: far above any API body (handlers cap those at 64 KiB with
-# a JSON 413), it only stops a client from making the server buffer megabytes.
-HTTP_MAX_BODY = 1024 * 1024
-
 
 async def serve(config: Config) -> None:
+    before, soft, hard = raise_open_files_limit()
+    log.info("open-files limit: soft %s%s, hard %s", describe_limit(soft),
+             f" (raised from {describe_limit(before)})" if before != soft else "", describe_limit(hard))
     async with running_services(config) as services:
-        server = tornado.httpserver.HTTPServer(make_app(services), xheaders=True, max_body_size=HTTP_MAX_BODY)
+        server = make_server(make_app(services), config, body_max=API_BODY_MAX)
         server.listen(config.port, address=config.host)
         log.info("ask2live listening on http://%s:%d (store: %s, room log: %s)", config.host, config.port,
                  services.store.engine.name, services.rooms.room_log.name)

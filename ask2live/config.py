@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .accounts import LOGIN_ADDRESS_LIMIT, LOGIN_LIMIT, SCRYPT_N, SIGNUP_LIMIT
+from .httpserver import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS_PER_IP
 from .writebehind import FLUSH_INTERVAL
 
 DEFAULT_PORT = 8888
@@ -62,6 +63,12 @@ class Config:
     login_limit: int = LOGIN_LIMIT
     login_address_limit: int = LOGIN_ADDRESS_LIMIT
     signup_limit: int = SIGNUP_LIMIT
+    # HTTP connection limits (httpserver.py), in seconds; the per-address cap counts TCP
+    # peers, 0: no cap (behind nginx every peer is nginx).
+    header_timeout: float = HEADER_TIMEOUT
+    idle_timeout: float = IDLE_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    max_connections_per_ip: int = MAX_CONNECTIONS_PER_IP
     extra: dict = field(default_factory=dict)
 
 
@@ -78,6 +85,32 @@ def load_secret(data_dir: Path) -> bytes:
     return value
 
 
+def read_secret_file(path: str) -> bytes:
+    """The secret in a file (--secret-file): its text, without surrounding whitespace, the
+    same bytes as that text given to --secret."""
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"--secret-file {path}: {exc.strerror}") from None
+    if not value:
+        raise ValueError(f"--secret-file {path} is empty")
+    return value.encode()
+
+
+def positive_seconds(value: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {value}")
+    return seconds
+
+
+def non_negative(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (no cap) or more, not {value}")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     def env_default(name: str, default: str | None = None) -> str | None:
         return env.get(ENV_PREFIX + name, default)
@@ -92,8 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="redis://host:6379/0; unset: in-process room log ($ASK2LIVE_REDIS_URL)")
     parser.add_argument("--redis-prefix", default=env_default("REDIS_PREFIX", "ask2live"),
                         help="prefix of every Redis key ($ASK2LIVE_REDIS_PREFIX)")
-    parser.add_argument("--secret", default=env_default("SECRET"),
-                        help="token signing secret; unset: generated into the data dir ($ASK2LIVE_SECRET)")
+    # No env default for the two secret flags: config_from_args() reads the variables, so
+    # that a flag of either name wins over both variables.
+    parser.add_argument("--secret-file", default=None,
+                        help="a file holding the token signing secret (preferred to --secret, which "
+                             "`ps` shows to every user) ($ASK2LIVE_SECRET_FILE)")
+    parser.add_argument("--secret", default=None,
+                        help="token signing secret; neither this nor --secret-file: generated into the "
+                             "data dir ($ASK2LIVE_SECRET)")
     parser.add_argument("--flush-interval-ms", type=int,
                         default=env_default("FLUSH_INTERVAL_MS", str(int(FLUSH_INTERVAL * 1000))),
                         help="write-behind batch interval in ms ($ASK2LIVE_FLUSH_INTERVAL_MS)")
@@ -104,6 +143,17 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
                         help="burst of frames per connection ($ASK2LIVE_RATE_BURST)")
+    parser.add_argument("--header-timeout", type=positive_seconds,
+                        default=env_default("HEADER_TIMEOUT", str(HEADER_TIMEOUT)),
+                        help="seconds a new connection has to send its request headers ($ASK2LIVE_HEADER_TIMEOUT)")
+    parser.add_argument("--idle-timeout", type=positive_seconds, default=env_default("IDLE_TIMEOUT", str(IDLE_TIMEOUT)),
+                        help="seconds a kept-alive connection may wait for its next request ($ASK2LIVE_IDLE_TIMEOUT)")
+    parser.add_argument("--body-timeout", type=positive_seconds, default=env_default("BODY_TIMEOUT", str(BODY_TIMEOUT)),
+                        help="seconds a request body has to arrive ($ASK2LIVE_BODY_TIMEOUT)")
+    parser.add_argument("--max-connections-per-ip", type=non_negative,
+                        default=env_default("MAX_CONNECTIONS_PER_IP", str(MAX_CONNECTIONS_PER_IP)),
+                        help="connections open at once from one TCP peer address; 0: no cap (set 0 behind "
+                             "nginx, where every peer is nginx) ($ASK2LIVE_MAX_CONNECTIONS_PER_IP)")
     parser.add_argument("--login-limit", type=int, default=env_default("LOGIN_LIMIT", str(LOGIN_LIMIT)),
                         help="failed logins per account per address per 15 minutes; 0: no limit ($ASK2LIVE_LOGIN_LIMIT)")
     parser.add_argument("--login-address-limit", type=int,
@@ -129,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     data_dir = Path(args.data_dir)
-    secret = args.secret.encode() if args.secret else load_secret(data_dir)
+    secret = choose_secret(args, env) or load_secret(data_dir)
     origins = args.allowed_origin
     if origins is None:
         origins = [o for o in env.get(ENV_PREFIX + "ALLOWED_ORIGINS", "").split(",") if o.strip()]
@@ -153,4 +203,24 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         login_limit=args.login_limit,
         login_address_limit=args.login_address_limit,
         signup_limit=args.signup_limit,
+        header_timeout=args.header_timeout,
+        idle_timeout=args.idle_timeout,
+        body_timeout=args.body_timeout,
+        max_connections_per_ip=args.max_connections_per_ip,
     )
+
+
+def choose_secret(args: argparse.Namespace, env: Mapping[str, str]) -> bytes | None:
+    """The secret from --secret-file or --secret, else from $ASK2LIVE_SECRET_FILE or
+    $ASK2LIVE_SECRET; None: neither (the generated one). A flag wins over the variables;
+    two flags, or two variables, are a mistake to point out, not to choose between."""
+    for file, text, names in ((args.secret_file, args.secret, "--secret-file and --secret"),
+                              (env.get(ENV_PREFIX + "SECRET_FILE"), env.get(ENV_PREFIX + "SECRET"),
+                               f"{ENV_PREFIX}SECRET_FILE and {ENV_PREFIX}SECRET")):
+        if file and text:
+            raise ValueError(f"give one of {names}, not both")
+        if file:
+            return read_secret_file(file)
+        if text:
+            return text.encode()
+    return None

@@ -31,6 +31,10 @@ WRITE_TIMEOUT_SECONDS = 30.0
 
 
 class RoomSocket(tornado.websocket.WebSocketHandler):
+    # A socket is opened with GET only: any other method is a 405 (with Allow: GET) before
+    # prepare(), whatever the token, as a client mistaking the URL for REST needs to hear.
+    SUPPORTED_METHODS = ("GET",)
+
     def initialize(self, services: Services) -> None:
         self.services = services
         self.member: Member | None = None
@@ -45,6 +49,7 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         user = await self.services.accounts.authenticate(token) if token else None
         if user is None:
             raise Unauthorized("not_signed_in", "Sign in first: pass ?token=<token> or the login cookie.")
+        self.token_digest = self.services.accounts.token_digest(token)
         self.current_user = user
         session_id = int_id(self.path_args[0])
         self.session = await self.services.schedule.get(session_id, user)
@@ -67,8 +72,11 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.finish(orjson.dumps(error.to_json()))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        # Not Tornado's default: its line has the full URI, and ?token= is a secret.
-        if not isinstance(value, ApiError):
+        # Not Tornado's default: its line has the full URI, and ?token= is a secret. An
+        # ApiError or a 4xx HTTPError (a 405) is an answer to the client, not a fault: the
+        # access log has its line.
+        answer = isinstance(value, tornado.web.HTTPError) and value.status_code < 500
+        if not (answer or isinstance(value, ApiError)):
             log.error("Uncaught exception %s %s", self.request.method, self.request.path, exc_info=(typ, value, tb))
 
     async def open(self, session_id: str) -> None:
@@ -77,7 +85,8 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         # The fast path writes to the socket directly; not under TLS (nginx terminates it).
         plain = type(stream) is tornado.iostream.IOStream and self.services.config.broadcast == "frame"
         self._raw_socket = stream.socket if plain else None
-        self.member = Member(transport=self, user=self.current_user, session_id=self.session.id)
+        self.member = Member(transport=self, user=self.current_user, session_id=self.session.id,
+                             token_digest=self.token_digest)
         await self.services.rooms.join(self.member, self.session, self.get_query_argument("since", None))
 
     async def on_message(self, message: str | bytes) -> None:
