@@ -1,9 +1,9 @@
 """The web client, end to end, in headless Chromium (Debian's chromium, driven by Playwright).
 
-Each set-up gets a real `ask2live serve` in a child process (the browser needs a server it
-can reach while the test drives it: Playwright's sync API would block pytest-tornado's
-in-test loop): the embedded default, and MariaDB + Redis in a database and key prefix of
-this module's own. A host and a guest, each in a browser context of their own, go through
+Each set-up gets a real `ask2live serve` in a child process (tests/serve.py; the browser
+needs a server it can reach while the test drives it: Playwright's sync API would block
+pytest-tornado's in-test loop): the embedded default, and MariaDB + Redis in a database
+and key prefix of this module's own. A host and a guest, each in a browser context of their own, go through
 the issue's story: sign up, schedule, a pre-question on the cue sheet, go live, chat both
 ways, a raised hand and a grant of voice, a forced disconnect that resumes with nothing
 lost or doubled, the end of the session.
@@ -21,10 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from conftest import ENGINES, MYSQL_SERVER, REDIS_URL, delete_redis_keys, mysql_connect
+from conftest import EMBEDDED, SETUPS
+from serve import ServeProcess
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
 expect = sync_api.expect
@@ -54,12 +51,6 @@ expect.set_options(timeout=10_000)
 # ------------------------------------------------------------------ servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
     try:
@@ -69,61 +60,9 @@ def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
         return e.code, json.loads(e.read() or b"null")
 
 
-class Server:
-    """``python -m ask2live serve`` on a free port, on one set-up."""
-
-    def __init__(self, engine: str, tmp: Path, *extra: str) -> None:
-        self.engine = engine
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db = f"ask2live_browser_{os.getpid()}_{secrets.token_hex(3)}" if engine == "mysql" else None
-        self.prefix = f"ask2live-browser-{secrets.token_hex(4)}"
-        args = ["--port", str(self.port), "--data-dir", str(tmp / "data")]
-        if engine == "mysql":
-            args += ["--mysql-url", f"{MYSQL_SERVER}/{self.db}", "--redis-url", REDIS_URL, "--redis-prefix", self.prefix]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ASK2LIVE_")}
-        env["ASK2LIVE_SECRET"] = secrets.token_hex(32)
-        self.log_path = tmp / "server.log"
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ask2live", "serve", *args, *extra], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT, cwd=tmp)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited:\n{self.output()}")
-            try:
-                if http("GET", self.url + "/healthz")[0] == 200:
-                    return
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.05)
-        raise AssertionError(f"the server did not come up:\n{self.output()}")
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        if self.db:
-            conn = mysql_connect()
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{self.db}`")
-            conn.close()
-        if self.engine == "mysql":
-            delete_redis_keys(self.prefix)
-
-
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(scope="module", params=SETUPS)
 def server(request: Any, tmp_path_factory: Any) -> Any:
-    srv = Server(request.param, tmp_path_factory.mktemp(f"browser-{request.param}"))
+    srv = ServeProcess(request.param, tmp=tmp_path_factory.mktemp(f"browser-{request.param}"))
     yield srv
     srv.stop()
     assert "Traceback" not in srv.output(), srv.output()
@@ -140,7 +79,7 @@ def browser() -> Any:
 class Person:
     """One person: a browser context of their own (own cookies), one page."""
 
-    def __init__(self, browser: Any, server: Server, name: str, display: str, timezone: str,
+    def __init__(self, browser: Any, server: ServeProcess, name: str, display: str, timezone: str,
                  viewport: dict = DESKTOP, init_script: str | None = None) -> None:
         self.server = server
         self.username = f"{name}{secrets.token_hex(2)}"
@@ -159,7 +98,7 @@ class Person:
         passing notices (toasts)."""
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.evaluate("window.scrollTo(0, 0); document.getElementById('toasts').replaceChildren()")
-        self.page.screenshot(path=str(SHOTS / f"{self.server.engine}-{name}.png"), full_page=full_page)
+        self.page.screenshot(path=str(SHOTS / f"{self.server.setup}-{name}.png"), full_page=full_page)
 
     def sign_up(self, shots: bool = False) -> None:
         page = self.page
@@ -216,7 +155,7 @@ def release_reconnect(page: Any) -> None:
     page.evaluate("window.__hold = false")
 
 
-def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any) -> None:
+def test_a_host_and_a_guest_through_a_whole_session(server: ServeProcess, browser: Any) -> None:
     host = Person(browser, server, "minji", "김민지", "Asia/Seoul")
     guest = Person(browser, server, "joon", "Joon Park", "America/New_York")
     try:
@@ -397,7 +336,7 @@ def test_a_host_and_a_guest_through_a_whole_session(server: Server, browser: Any
         guest.close()
 
 
-def test_keyboard_only_sign_in_and_a_phone_width_home(server: Server, browser: Any) -> None:
+def test_keyboard_only_sign_in_and_a_phone_width_home(server: ServeProcess, browser: Any) -> None:
     """Tab order and Enter get a person from the log-in form to the sessions list; the
     sessions list fits a phone."""
     person = Person(browser, server, "sora", "Sora", "Europe/Berlin", viewport=PHONE)
@@ -470,8 +409,8 @@ FAKE_AGORA = """
 @pytest.fixture(scope="module")
 def voice_server(tmp_path_factory: Any) -> Any:
     """The embedded set-up with Agora configured (tokens are built locally, no network)."""
-    srv = Server("sqlite", tmp_path_factory.mktemp("browser-voice"),
-                 "--agora-app-id", secrets.token_hex(16), "--agora-app-certificate", secrets.token_hex(16))
+    srv = ServeProcess(EMBEDDED, "--agora-app-id", secrets.token_hex(16), "--agora-app-certificate",
+                       secrets.token_hex(16), tmp=tmp_path_factory.mktemp("browser-voice"))
     yield srv
     srv.stop()
 
@@ -480,7 +419,7 @@ def calls(page: Any) -> list:
     return page.evaluate("window.__agora.calls")
 
 
-def test_voice_listeners_subscribe_speakers_publish_and_a_grant_switches_live(voice_server: Server, browser: Any) -> None:
+def test_voice_listeners_subscribe_speakers_publish_and_a_grant_switches_live(voice_server: ServeProcess, browser: Any) -> None:
     host = Person(browser, voice_server, "hana", "Hana", "Asia/Seoul", init_script=FAKE_AGORA)
     guest = Person(browser, voice_server, "ivan", "Ivan", "Europe/Berlin", init_script=FAKE_AGORA)
     try:
@@ -538,8 +477,11 @@ def test_voice_listeners_subscribe_speakers_publish_and_a_grant_switches_live(vo
         assert ["unpublish", 1] in calls(gp)
         assert calls(gp)[-1] == ["setClientRole", "audience"]
 
-        # a grant while the guest is disconnected: the pushed token is not replayed, so the
-        # page asks for one on its resume, and the microphone comes on
+        # a grant while the guest is disconnected (their hand is up, so the host may): the
+        # pushed token is not replayed, so the page asks for one on its resume, and the
+        # microphone comes on
+        gp.get_by_role("button", name="Raise hand").click()
+        expect(hp.get_by_role("button", name=f"Give voice to {guest.display}")).to_be_visible()
         hold_reconnect(gp)
         gp.evaluate("window.ask2live.room.socket.close()")
         expect(gp.locator(".connection")).to_have_text("Reconnecting…")

@@ -5,13 +5,7 @@ Redis that wipes its memory. Every acknowledged message must end up in MySQL exa
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,71 +14,57 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import WebSocketClosedError
 
-from conftest import MYSQL_SERVER, mysql_connect
+from conftest import PRODUCTION, SETUPS, mysql_connect
 from roomclient import RoomClient
+from serve import ChildProcess, ServeProcess, free_port
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = [pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
+              pytest.mark.skipif(PRODUCTION not in SETUPS, reason="ASK2LIVE_TEST_SETUPS leaves out production")]
 
 SEND_INTERVAL = 0.25  # below the per-connection rate limit
 FLUSH_INTERVAL_MS = 2000
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}")
-
-
 class Processes:
+    """A private Redis, and `ask2live serve` processes on it and on a MariaDB database of
+    their own (the first server's; the others share it)."""
+
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.redis_port = free_port()
-        self.db = f"ask2live_fault_{os.getpid()}_{secrets.token_hex(3)}"
-        self.secret = secrets.token_hex(32)
-        self.procs: dict[str, subprocess.Popen] = {}
+        self.redis: ChildProcess | None = None
+        self.first: ServeProcess | None = None
+        self.servers: dict[str, ServeProcess] = {}
 
     def start_redis(self) -> None:
-        self.procs["redis"] = subprocess.Popen(
-            ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=open(self.tmp / "redis.log", "a"), stderr=subprocess.STDOUT)
-        wait_port(self.redis_port)
+        self.redis = ChildProcess(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no"], self.tmp / "redis.log")
+        self.redis.wait_listening(self.redis_port)
+
+    def kill_redis(self) -> None:
+        self.redis.kill()  # gone with everything it held: no persistence
 
     def start_server(self, name: str, port: int) -> None:
-        env = dict(os.environ, ASK2LIVE_SECRET=self.secret)
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "ask2live", "serve", "--port", str(port), "--data-dir", str(self.tmp / name),
-             "--mysql-url", f"{MYSQL_SERVER}/{self.db}", "--redis-url", f"redis://127.0.0.1:{self.redis_port}/0",
-             # A slow write-behind, so that a fault always finds acknowledged, unflushed messages.
-             "--flush-interval-ms", str(FLUSH_INTERVAL_MS)],
-            env=env, stdout=open(self.tmp / f"{name}.log", "a"), stderr=subprocess.STDOUT)
-        wait_port(port)
+        # A slow write-behind, so that a fault always finds acknowledged, unflushed messages.
+        server = ServeProcess(PRODUCTION, "--flush-interval-ms", str(FLUSH_INTERVAL_MS), tmp=self.tmp, name=name,
+                              port=port, redis_url=f"redis://127.0.0.1:{self.redis_port}/0", like=self.first)
+        self.first = self.first or server
+        self.servers[name] = server
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs.pop(name)
-        proc.send_signal(sig)
-        proc.wait(10)
+    def kill(self, name: str) -> None:
+        self.servers.pop(name).kill()  # kill -9
 
     def stop_all(self) -> None:
-        for name in list(self.procs):
-            self.kill(name, signal.SIGTERM if name != "redis" else signal.SIGKILL)
-        conn = mysql_connect()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{self.db}`")
-        conn.close()
+        for server in self.servers.values():
+            if server is not self.first:
+                server.stop()
+        if self.first is not None:
+            self.first.stop()  # the last: it drops the database (and its keys, if Redis is up)
+        if self.redis is not None:
+            self.redis.kill()
 
     def chat_rows(self) -> list[str]:
-        conn = mysql_connect(self.db)
+        conn = mysql_connect(self.first.database)
         with conn.cursor() as cur:
             cur.execute("SELECT body FROM room_events WHERE type = 'chat'")
             rows = [orjson.loads(r[0])["client_msg_id"] for r in cur.fetchall()]
@@ -188,7 +168,7 @@ async def test_no_acknowledged_message_is_lost_to_a_killed_server_or_a_wiped_red
         rows = await wait_for_rows(procs, before_wipe, 30)
         assert before_wipe <= set(rows), f"lost to kill -9: {sorted(before_wipe - set(rows))[:10]}"
         await asyncio.sleep(1)
-        procs.kill("redis")
+        procs.kill_redis()
         procs.start_redis()
         await asyncio.sleep(3)
 

@@ -1,86 +1,42 @@
 """Smoke test of the Locust load test (loadtest/locustfile.py): a real `ask2live serve` on
-MariaDB (a database of this test's own, dropped after) and Redis (a key prefix of its own,
-deleted after); Locust headless for a few seconds with a few users. The whole flow must run
-with zero failures, and the CSV must show REST rows and the live room's WS rows."""
+the production set-up (tests/serve.py: a MariaDB database and a Redis key prefix of its
+own, dropped and deleted after); Locust headless for a few seconds with a few users. The
+whole flow must run with zero failures, and the CSV must show REST rows and the live
+room's WS rows."""
 
 from __future__ import annotations
 
 import csv
-import os
-import secrets
-import signal
-import socket
+import importlib.util
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import MYSQL_SERVER, REDIS_URL, delete_redis_keys, mysql_connect
+from conftest import PRODUCTION, SETUPS
+from serve import ServeProcess, clean_env
 
-pytest.importorskip("locust")
-pytest.importorskip("websocket")
+# Looked up, not imported: importing locust monkey-patches the whole test process with
+# gevent (sockets, threads, ssl), and Locust runs in a child process anyway.
+MISSING = [name for name in ("locust", "websocket") if importlib.util.find_spec(name) is None]
+pytestmark = [pytest.mark.skipif(bool(MISSING), reason=f"pip install {' '.join(MISSING)} (the test extra)"),
+              pytest.mark.skipif(PRODUCTION not in SETUPS, reason="ASK2LIVE_TEST_SETUPS leaves out production")]
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = ROOT / "loadtest" / "locustfile.py"
 REST_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} is not healthy after {timeout} s")
-
-
 @pytest.fixture
 def server(tmp_path: Path):
-    port = free_port()
-    db = f"ask2live_load_{os.getpid()}_{secrets.token_hex(3)}"
-    prefix = f"ask2live-load-{secrets.token_hex(4)}"
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ask2live", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-         "--mysql-url", f"{MYSQL_SERVER}/{db}", "--redis-url", REDIS_URL, "--redis-prefix", prefix],
-        env=dict(os.environ, ASK2LIVE_SECRET=secrets.token_hex(32)), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        conn = mysql_connect()
-        with conn.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS `{db}`")
-        conn.close()
-        delete_redis_keys(prefix)
+    server = ServeProcess(PRODUCTION, tmp=tmp_path)
+    yield server.url
+    server.stop()
 
 
 def test_locust_smoke(server: str, tmp_path: Path) -> None:
-    env = dict(os.environ, ASK2LIVE_LOAD_CHAT_SECONDS="3", ASK2LIVE_LOAD_CHAT_RATE="2")
-    for name in ("ASK2LIVE_LOAD_SESSION", "ASK2LIVE_LOAD_ROOMS", "ASK2LIVE_LOAD_LOOPS", "ASK2LIVE_LOAD_RECEIVE_SAMPLE"):
-        env.pop(name, None)
+    env = clean_env(ASK2LIVE_LOAD_CHAT_SECONDS="3", ASK2LIVE_LOAD_CHAT_RATE="2")
     out = tmp_path / "locust.log"
     with open(out, "w") as f:
         result = subprocess.run(

@@ -1,8 +1,8 @@
 """The API description, the health check, the two schema files, and the ``ask2live`` command.
 
-The OpenAPI and health tests run in-process on each engine (the ``api`` fixture). The
+The OpenAPI and health tests run in-process on each set-up (the ``api`` fixture). The
 schema-file tests need no server. The command tests start real ``ask2live serve``
-processes, so they take no engine parameter and run once each.
+processes (tests/serve.py), so they take no set-up parameter and run once each.
 """
 
 from __future__ import annotations
@@ -13,11 +13,9 @@ import json
 import os
 import re
 import secrets
-import socket
 import stat
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,7 +25,8 @@ import pytest
 import tornado.web
 
 from ask2live.app import routes
-from conftest import ENGINES, MYSQL_SERVER, db_rows, mysql_connect
+from conftest import EMBEDDED, MYSQL_SERVER, PRODUCTION, SETUPS, STORE_NAMES, db_rows, drop_database, mysql_connect
+from serve import ServeProcess, clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "ask2live" / "openapi.json"
@@ -145,8 +144,9 @@ def test_every_templated_path_declares_its_parameters_and_errors_use_the_envelop
 
 
 def test_the_document_is_valid_openapi_3_1():
-    validator = pytest.importorskip("openapi_spec_validator", reason="pip install openapi-spec-validator to run")
-    validator.validate(spec())
+    from openapi_spec_validator import validate  # the test extra has it: never skipped
+
+    validate(spec())
 
 
 @pytest.mark.gen_test
@@ -201,10 +201,10 @@ def test_the_document_names_the_bearer_token_and_the_cookie():
 
 
 @pytest.mark.gen_test
-async def test_healthz_names_the_engine(api, engine):
+async def test_healthz_names_the_store(api, setup):
     r = await api.call("GET", "/healthz")
     assert r.status == 200
-    assert r.json == {"ok": True, "store": engine}
+    assert r.json == {"ok": True, "store": STORE_NAMES[setup]}
 
 
 # ------------------------------------------------------------------ schema parity
@@ -274,9 +274,9 @@ def test_the_store_module_reads_schema_sql():
 
 
 @pytest.mark.gen_test
-async def test_the_running_store_has_the_tables_and_indexes_of_its_schema_file(services, engine):
-    expected = parse_schema(MYSQL_SCHEMA if engine == "mysql" else SQLITE_SCHEMA)
-    if engine == "mysql":
+async def test_the_running_store_has_the_tables_and_indexes_of_its_schema_file(services, setup):
+    expected = parse_schema(MYSQL_SCHEMA if setup == PRODUCTION else SQLITE_SCHEMA)
+    if setup == PRODUCTION:
         rows = await db_rows(services, "SELECT table_name AS t, column_name AS c FROM information_schema.columns"
                                        " WHERE table_schema = DATABASE() ORDER BY table_name, ordinal_position")
         indexes = await db_rows(services, "SELECT DISTINCT table_name AS t, index_name AS i"
@@ -299,19 +299,6 @@ async def test_the_running_store_has_the_tables_and_indexes_of_its_schema_file(s
 # ------------------------------------------------------------------ the ask2live command
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """This environment without any ASK2LIVE_ setting of the developer's, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASK2LIVE_")}
-    env.update(extra)
-    return env
-
-
 def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
     request = urllib.request.Request(url, data=data, method=method)
@@ -324,54 +311,6 @@ def http(method: str, url: str, body: Any = None, token: str | None = None) -> t
         return e.code, json.loads(e.read() or b"null")
 
 
-class Server:
-    """``python -m ask2live serve`` in a child process, until stop()."""
-
-    def __init__(self, data_dir: Path, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._log_file = open(log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ask2live", "serve", "--port", str(self.port), "--data-dir", str(data_dir), *args],
-            env=env if env is not None else child_env(), cwd=data_dir.parent,
-            stdout=self._log_file, stderr=subprocess.STDOUT,
-        )
-
-    def wait_healthy(self, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                status, body = http("GET", self.url + "/healthz")
-                if status == 200:
-                    return body
-            except (urllib.error.URLError, ConnectionError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not answer /healthz in {timeout} s:\n{self.output()}")
-
-    def output(self) -> str:
-        self._log_file.flush()
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL if it does not go; the exit code after SIGTERM, None if killed."""
-        code: int | None = None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                code = self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        else:
-            code = self.proc.returncode
-        self._log_file.close()
-        return code
-
-
 def sign_up_and_log_in(url: str, username: str) -> str:
     status, body = http("POST", url + "/api/users", {"username": username, "password": "correct horse battery"})
     assert status == 201, body
@@ -382,9 +321,9 @@ def sign_up_and_log_in(url: str, username: str) -> str:
 
 def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts(tmp_path):
     data_dir = tmp_path / "data"  # does not exist yet: the server makes it
-    server = Server(data_dir, tmp_path / "server.log")
+    server = ServeProcess(EMBEDDED, tmp=tmp_path, data_dir=data_dir)
     try:
-        assert server.wait_healthy() == {"ok": True, "store": "sqlite"}
+        assert server.health == {"ok": True, "store": "sqlite"}
         secret_file = data_dir / "secret"
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         secret = secret_file.read_text()
@@ -396,9 +335,8 @@ def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts
         code = server.stop()
     assert code == 0, f"SIGTERM should stop the server cleanly:\n{server.output()}"
 
-    server = Server(data_dir, tmp_path / "server.log")
+    server = ServeProcess(EMBEDDED, tmp=tmp_path, data_dir=data_dir)
     try:
-        server.wait_healthy()
         assert secret_file.read_text() == secret
         status, body = http("GET", server.url + "/api/me", token=token)
         assert status == 200 and body["user"]["username"] == "restarter"
@@ -407,22 +345,22 @@ def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts
 
 
 def test_serve_with_the_secret_flag_writes_no_secret_file(tmp_path):
-    data_dir = tmp_path / "data"
-    server = Server(data_dir, tmp_path / "server.log", args=("--secret", "a-secret-from-outside"))
+    server = ServeProcess(EMBEDDED, "--secret", "a-secret-from-outside", tmp=tmp_path)
     try:
-        assert server.wait_healthy()["store"] == "sqlite"
-        assert not (data_dir / "secret").exists()
+        assert server.health["store"] == "sqlite"
+        assert not (server.data_dir / "secret").exists()
     finally:
         server.stop()
 
 
-@pytest.mark.skipif("mysql" not in ENGINES, reason="ASK2LIVE_TEST_ENGINES leaves out mysql")
+@pytest.mark.skipif(PRODUCTION not in SETUPS, reason="ASK2LIVE_TEST_SETUPS leaves out production (MariaDB)")
 def test_serve_uses_mysql_when_the_env_var_names_it(tmp_path):
     database = f"ask2live_cli_{os.getpid()}_{secrets.token_hex(3)}"
-    env = child_env(ASK2LIVE_MYSQL_URL=f"{MYSQL_SERVER}/{database}")
-    server = Server(tmp_path / "data", tmp_path / "server.log", env)
+    server = None
     try:
-        assert server.wait_healthy() == {"ok": True, "store": "mysql"}
+        # The embedded set-up's flags (no --mysql-url): the variable alone picks MariaDB.
+        server = ServeProcess(EMBEDDED, tmp=tmp_path, env={"ASK2LIVE_MYSQL_URL": f"{MYSQL_SERVER}/{database}"})
+        assert server.health == {"ok": True, "store": "mysql"}
         sign_up_and_log_in(server.url, "in_mysql")
         conn = mysql_connect(database)
         try:
@@ -431,15 +369,11 @@ def test_serve_uses_mysql_when_the_env_var_names_it(tmp_path):
                 assert cur.fetchall() == (("in_mysql",),)
         finally:
             conn.close()
-        assert not (tmp_path / "data" / "ask2live.sqlite3").exists()
+        assert not (server.data_dir / "ask2live.sqlite3").exists()
     finally:
-        server.stop()
-        conn = mysql_connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
-        finally:
-            conn.close()
+        if server is not None:
+            server.stop()
+        drop_database(database)
 
 
 def test_the_readme_documents_every_serve_flag_and_its_variable():
@@ -457,7 +391,7 @@ def test_the_readme_documents_every_serve_flag_and_its_variable():
 
 
 def test_no_command_prints_help_and_exits_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "ask2live"], env=child_env(), cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "ask2live"], env=clean_env(), cwd=tmp_path,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "serve" in result.stdout

@@ -1,12 +1,12 @@
 """monitoring/: the Prometheus scrape config, the alert rules and the Grafana dashboard,
 checked against what `ask2live serve` really exports.
 
-Run once, not per engine: real `ask2live serve` subprocesses, driven through the public
-interface (sign-up, a live session, WebSocket chat), then GET /metrics parsed with
-prometheus_client's parser. With MariaDB and Redis among the test engines (the default),
-two processes share a database and a Redis prefix of this test's own (so the remote
-latency path and the Redis dependency have samples too), dropped and deleted after;
-with ASK2LIVE_TEST_ENGINES=sqlite, one process on the embedded default.
+Run once, not per set-up: real `ask2live serve` subprocesses (tests/serve.py), driven
+through the public interface (sign-up, a live session, WebSocket chat), then GET /metrics
+parsed with prometheus_client's parser. With the production set-up among the test
+set-ups (the default), two processes share a database and a Redis prefix of this test's
+own (so the remote latency path and the Redis dependency have samples too), dropped and
+deleted after; with ASK2LIVE_TEST_SETUPS=embedded, one process on the embedded set-up.
 
 If `promtool` is on PATH the config and rules are checked with it; if `prometheus` is,
 a real Prometheus on loopback scrapes the servers and every dashboard query and alert
@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -39,8 +35,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tornado.httpclient import AsyncHTTPClient
 
-from conftest import ENGINES, MYSQL_SERVER, REDIS_URL, delete_redis_keys, mysql_connect
+from conftest import EMBEDDED, PRODUCTION, SETUPS
 from roomclient import RoomClient
+from serve import ChildProcess, ServeProcess, free_port
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
 PROMETHEUS_YML = MONITORING / "prometheus.yml"
@@ -58,7 +55,7 @@ PROMETHEUS_METRICS = {"up"}
 # Grafana's variables, as a real Prometheus would see them once Grafana substituted them.
 GRAFANA_VARIABLES = {"$__rate_interval": "10s", "$instance": ".*"}
 
-TWO_PROCESSES = "mysql" in ENGINES
+TWO_PROCESSES = PRODUCTION in SETUPS
 
 
 # ---------------------------------------------------------------------------- files
@@ -95,25 +92,6 @@ def alert_rules() -> list[dict]:
 # ---------------------------------------------------------------------------- servers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"process on {port} exited {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing listens on {port}:\n{log.read_text()[-3000:]}")
-
-
 @dataclass
 class Scrape:
     """One GET /metrics: sample name -> [(labels, value)]."""
@@ -142,10 +120,7 @@ class Scrape:
 @dataclass
 class World:
     tmp: Path
-    ports: list[int]
-    db: str | None
-    prefix: str | None
-    procs: list[subprocess.Popen] = field(default_factory=list)
+    servers: list[ServeProcess] = field(default_factory=list)
     host_token: str = ""
     guest_token: str = ""
     session_id: int = 0
@@ -153,8 +128,12 @@ class World:
     while_open: list[Scrape] = field(default_factory=list)
     after_close: list[Scrape] = field(default_factory=list)
 
+    @property
+    def ports(self) -> list[int]:
+        return [server.port for server in self.servers]
+
     def url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.ports[i]}"
+        return self.servers[i].url
 
     def scrape(self, i: int) -> Scrape:
         with urllib.request.urlopen(self.url(i) + "/metrics", timeout=5) as r:
@@ -163,39 +142,19 @@ class World:
             return Scrape.parse(r.read().decode())
 
     def scrape_all(self) -> list[Scrape]:
-        return [self.scrape(i) for i in range(len(self.ports))]
+        return [self.scrape(i) for i in range(len(self.servers))]
 
     def start(self) -> None:
-        secret = secrets.token_hex(32)  # one secret: a token from one process works on the other
-        for i, port in enumerate(self.ports):
-            args = [sys.executable, "-m", "ask2live", "serve", "--host", "127.0.0.1", "--port", str(port),
-                    "--data-dir", str(self.tmp / f"data{i}")]
-            if self.db:
-                args += ["--mysql-url", f"{MYSQL_SERVER}/{self.db}", "--redis-url", REDIS_URL,
-                         "--redis-prefix", self.prefix]
-            log = self.tmp / f"server{i}.log"
-            proc = subprocess.Popen(args, env=dict(os.environ, ASK2LIVE_SECRET=secret),
-                                    stdout=open(log, "ab"), stderr=subprocess.STDOUT)
-            self.procs.append(proc)
-            wait_port(port, proc, log)
+        if TWO_PROCESSES:
+            first = ServeProcess(PRODUCTION, tmp=self.tmp, name="server0")
+            self.servers.append(first)
+            self.servers.append(ServeProcess(PRODUCTION, tmp=self.tmp, name="server1", like=first))
+        else:
+            self.servers.append(ServeProcess(EMBEDDED, tmp=self.tmp, name="server0"))
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        if self.db:
-            conn = mysql_connect()
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{self.db}`")
-            conn.close()
-        if self.prefix:
-            delete_redis_keys(self.prefix)
+        for server in reversed(self.servers):  # the first one last: it drops the database and keys
+            server.stop()
 
 
 async def call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -264,12 +223,7 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: Any) -> Iterator[World]:
-    tmp = tmp_path_factory.mktemp("monitoring")
-    if TWO_PROCESSES:
-        w = World(tmp, [free_port(), free_port()], db=f"ask2live_monitoring_{os.getpid()}_{secrets.token_hex(3)}",
-                  prefix=f"ask2live-monitoring-{secrets.token_hex(4)}")
-    else:
-        w = World(tmp, [free_port()], db=None, prefix=None)
+    w = World(tmp_path_factory.mktemp("monitoring"))
     try:
         w.start()
         asyncio.run(traffic(w))
@@ -534,12 +488,11 @@ def test_a_real_prometheus_evaluates_every_dashboard_query_and_alert(world: Worl
     (tmp_path / "prometheus.yml").write_text(config)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "prometheus.log"
-    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    prometheus = ChildProcess([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+                               f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
+                              tmp_path / "prometheus.log")
     try:
-        wait_port(port, proc, log)
+        prometheus.wait_listening(port)
 
         def all_up() -> bool:
             r = prometheus_api(base, "/api/v1/query", query='up{job="ask2live"} == 1')
@@ -589,10 +542,5 @@ def test_a_real_prometheus_evaluates_every_dashboard_query_and_alert(world: Worl
             annotations = rule["annotations"]
             assert rule["duration"] > 0 and annotations.get("summary") and annotations.get("description"), rule
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        prometheus.stop()
 
