@@ -249,8 +249,9 @@ class Server:
     def start(self) -> None:
         cmd = [self.python, "-m", "ask2live", "serve", "--port", str(self.port), "--data-dir", str(self.tmp / "data"),
                "--secret", secrets.token_hex(32),
-               # Every simulated user signs up and logs in from this one address.
-               "--signup-limit", "0", "--login-address-limit", "0"]
+               # Every simulated user signs up and logs in from this one address, and its
+               # thousands of sockets all come from it too.
+               "--signup-limit", "0", "--login-address-limit", "0", "--max-connections-per-ip", "0"]
         if self.use_mysql:
             conn = mysql()
             with conn.cursor() as cur:
