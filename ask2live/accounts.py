@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime, timedelta
+from typing import Awaitable, Callable
 
 from .errors import Conflict, TooManyRequests, Unauthorized
 from .models import User
@@ -103,6 +104,11 @@ class Accounts:
         # A fixed hash to check against for unknown usernames, so that a login for a
         # missing user takes as long as one with a wrong password.
         self._dummy_hash = hash_password(secrets.token_hex(8), scrypt_n)
+        self._logout_listeners: list[Callable[[str], Awaitable[None]]] = []
+
+    def on_logout(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Call ``listener(token_digest)`` after a token is logged out (the room closes its sockets)."""
+        self._logout_listeners.append(listener)
 
     def token_digest(self, token: str) -> str:
         return hmac.new(self._secret, token.encode(), hashlib.sha256).hexdigest()
@@ -160,4 +166,7 @@ class Accounts:
         return await self._store.get_token_user(self.token_digest(token), utcnow())
 
     async def log_out(self, token: str) -> None:
-        await self._store.revoke_token(self.token_digest(token), utcnow())
+        digest = self.token_digest(token)
+        await self._store.revoke_token(digest, utcnow())
+        for listener in self._logout_listeners:
+            await listener(digest)

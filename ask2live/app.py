@@ -135,12 +135,15 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         write_behind.stats.failure_observers.append(metrics.flush_failures.inc)
         metrics.track(metrics.rooms, lambda: rooms.local_counts()[0])
         metrics.track(metrics.connections, lambda: rooms.local_counts()[1])
+        accounts = Accounts(store, config.secret, config.token_ttl, config.scrypt_n, throttle=throttle,
+                            login_limit=config.login_limit, login_address_limit=config.login_address_limit,
+                            signup_limit=config.signup_limit)
+        # A logged-out token's room sockets close, on every process.
+        accounts.on_logout(rooms.on_token_revoked)
         services = Services(
             config=config,
             store=store,
-            accounts=Accounts(store, config.secret, config.token_ttl, config.scrypt_n, throttle=throttle,
-                              login_limit=config.login_limit, login_address_limit=config.login_address_limit,
-                              signup_limit=config.signup_limit),
+            accounts=accounts,
             schedule=schedule,
             cuesheet=cuesheet,
             voice=voice_service,

@@ -12,7 +12,7 @@ from collections import deque
 
 from ..store import Store
 from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, Notice, RoomLog
 
 
 class MemoryRoomLog(RoomLog):
@@ -29,9 +29,15 @@ class MemoryRoomLog(RoomLog):
         self._groups: dict[tuple[int, str], set[int]] = {}
         self._watched: set[int] = set()
         self._deliver: Deliver | None = None
+        self._notice: Notice | None = None
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, notice: Notice | None = None) -> None:
         self._deliver = deliver
+        self._notice = notice
+
+    async def notify(self, message: bytes) -> None:
+        if self._notice is not None:
+            self._notice(message)
 
     async def close(self) -> None:
         self._deliver = None

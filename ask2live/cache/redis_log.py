@@ -24,6 +24,7 @@ about a second).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.resources
 import logging
@@ -44,7 +45,7 @@ from ..store import Store
 from ..tasks import cancel_and_wait
 from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
 from .ledger import DurabilityLedger
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, RoomLog
+from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, Notice, RoomLog
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,7 @@ class RedisRoomLog(RoomLog):
         self._reader_redis: aioredis.Redis | None = None
         self._scripts: dict[str, Any] = {}
         self._deliver: Deliver | None = None
+        self._notice: Notice | None = None
         self._watched: dict[int, str] = {}  # room → last delivered id
         # What this process appended that the cold store may not have yet.
         self._ledger = DurabilityLedger()
@@ -174,6 +176,10 @@ class RedisRoomLog(RoomLog):
         return f"{self._prefix}:{{room:{session_id}}}:{what}"
 
     @property
+    def _notices_channel(self) -> str:
+        return f"{self._prefix}:notices"
+
+    @property
     def _rooms_key(self) -> str:
         return f"{self._prefix}:rooms"
 
@@ -184,9 +190,10 @@ class RedisRoomLog(RoomLog):
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, notice: Notice | None = None) -> None:
         self._closing = False
         self._deliver = deliver
+        self._notice = notice
         pool = aioredis.BlockingConnectionPool.from_url(
             self._url, max_connections=REDIS_POOL_SIZE, timeout=REDIS_POOL_WAIT, health_check_interval=10,
             socket_timeout=REDIS_COMMAND_TIMEOUT, socket_connect_timeout=REDIS_COMMAND_TIMEOUT,
@@ -201,6 +208,7 @@ class RedisRoomLog(RoomLog):
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="roomlog-reader"),
             asyncio.create_task(self._watermark_loop(), name="roomlog-watermark"),
+            asyncio.create_task(self._notice_loop(), name="roomlog-notices"),
         ]
 
     async def close(self) -> None:
@@ -215,6 +223,32 @@ class RedisRoomLog(RoomLog):
         for client in (self._redis, self._reader_redis):
             if client is not None:
                 await client.aclose()
+
+    # ------------------------------------------------------------------ notices
+
+    @_unavailable_on_redis_error
+    async def notify(self, message: bytes) -> None:
+        await self.redis.publish(self._notices_channel, message)
+
+    async def _notice_loop(self) -> None:
+        """Every process's notices (Redis pub/sub: to every subscriber, kept by nobody)."""
+        assert self._reader_redis is not None
+        while not self._closing:
+            pubsub = self._reader_redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._notices_channel)
+                while not self._closing:
+                    message = await pubsub.get_message(timeout=READ_BLOCK_MS / 1000)
+                    if message is not None and self._notice is not None:
+                        self._notice(bytes(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down or restarting: subscribe again
+                log.warning("room log notices: %s", exc)
+                await asyncio.sleep(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     # ------------------------------------------------------------------ warm / epoch
 

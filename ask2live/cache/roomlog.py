@@ -23,6 +23,8 @@ REPLAY_MAX = 1000
 
 
 Deliver = Callable[[int, list[Event]], None]
+# A notice to every server process (not a room's event: not kept, not replayed).
+Notice = Callable[[bytes], None]
 
 
 class RoomLog(abc.ABC):
@@ -33,9 +35,15 @@ class RoomLog(abc.ABC):
     origin: str = "local"
 
     @abc.abstractmethod
-    async def start(self, deliver: Deliver) -> None:
+    async def start(self, deliver: Deliver, notice: Notice | None = None) -> None:
         """Begin; ``deliver(session_id, events)`` receives every event of every watched room,
-        in log order, each once (events appended by this process included)."""
+        in log order, each once (events appended by this process included); ``notice``
+        receives every ``notify`` of every process of the deployment."""
+
+    @abc.abstractmethod
+    async def notify(self, message: bytes) -> None:
+        """Tell every process of the deployment, this one included (best effort: a process
+        that is not connected to the log at that moment misses it)."""
 
     @abc.abstractmethod
     async def close(self) -> None: ...

@@ -65,7 +65,7 @@ class Rooms:
         cuesheet.on_change(self.on_question_change)
 
     async def start(self) -> None:
-        await self.hub.start()
+        await self.hub.start(self._on_notice)
         self.outbox.start()
 
     async def close(self) -> None:
@@ -97,6 +97,26 @@ class Rooms:
         role = role_of(change.actor.id, session.host.id, speakers)
         event_type, fields = question_event(change, session, role)
         await self.outbox.announce(session.id, event_type, **fields)
+
+    async def on_token_revoked(self, token_digest: str) -> None:
+        """A token was logged out: its sockets close, on whichever process they are."""
+        try:
+            await self.room_log.notify(orjson.dumps({"kind": "token_revoked", "token": token_digest}))
+        except Unavailable:
+            # The log-out stands; sockets on other processes stay open until they reconnect
+            # (and are refused then). This process's own close at once.
+            log.warning("token revocation not told to the other processes: the room log is unavailable")
+            self._close_token(token_digest)
+
+    def _on_notice(self, message: bytes) -> None:
+        notice = orjson.loads(message)
+        if notice.get("kind") == "token_revoked":
+            self._close_token(notice["token"])
+
+    def _close_token(self, token_digest: str) -> None:
+        for member in self.hub.members():
+            if member.token_digest == token_digest:
+                member.transport.close_with(*CloseCode.LOGGED_OUT)
 
     # ------------------------------------------------------------------ join / leave / frames
 

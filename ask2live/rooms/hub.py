@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from ..cache.roomlog import RoomLog
+from ..cache.roomlog import Notice, RoomLog
 from ..events import Event
 from ..metrics import Metrics
 from ..models import User
@@ -31,6 +31,7 @@ class CloseCode:
     """WebSocket close codes (4000–4999 are the application's)."""
 
     GOING_AWAY = (1001, "server shutting down")
+    LOGGED_OUT = (4001, "logged_out: the token this socket opened with was revoked")
     SLOW = (4008, "slow: outgoing buffer full, resume with ?since=")
     RATE_LIMITED = (4029, "rate_limited: too many frames")
 
@@ -64,6 +65,8 @@ class Member:
     transport: Transport
     user: User
     session_id: int
+    # The digest of the token the socket was opened with (logging it out closes the socket).
+    token_digest: str | None = None
     conn_id: str = field(default_factory=lambda: secrets.token_hex(6))
     role: str = LISTENER
     bucket: TokenBucket | None = None
@@ -104,8 +107,8 @@ class Hub:
         self._local: dict[int, LocalRoom] = {}
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        await self.room_log.start(self.deliver)
+    async def start(self, notice: Notice | None = None) -> None:
+        await self.room_log.start(self.deliver, notice)
         self._task = asyncio.create_task(self._presence_loop(), name="presence")
 
     async def close(self) -> None:
@@ -122,6 +125,10 @@ class Hub:
 
     def room(self, session_id: int) -> LocalRoom:
         return self._local[session_id]
+
+    def members(self) -> list[Member]:
+        """Every member of every room on this process."""
+        return [m for room in self._local.values() for m in room.members.values()]
 
     async def append(self, session_id: int, event_type: str, **fields: Any) -> Event:
         body = orjson.dumps({"type": event_type, "ts": int(time.time() * 1000), **fields})
