@@ -15,8 +15,9 @@ from ..validation import Fields
 TOKEN_COOKIE = "ask2live_token"
 
 # 64 KiB holds the longest description with room to spare; a larger body is a mistake
-# or an attack, and gets a JSON 413 here. (The HTTP server's own cap, far above this,
-# only guards against bodies no handler would ever read.)
+# or an attack, and gets a JSON 413. `ask2live serve`'s HTTP server (httpserver.py) gives
+# that answer itself, before reading the body; the check in prepare() is for a server
+# without it (the tests' in-process one).
 API_BODY_MAX = 64 * 1024
 
 
