@@ -16,10 +16,6 @@ without a page of her own.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,6 +27,10 @@ from typing import Any, Callable
 
 import websocket
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, when run as a script
+from conftest import EMBEDDED  # noqa: E402
+from serve import ServeProcess  # noqa: E402
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PASSWORD = "correct horse battery"
 # Made up: Agora tokens are signed locally, so any 32 hex digits make well-formed ones.
@@ -39,12 +39,6 @@ AGORA = ["--agora-app-id", "0123456789abcdef0123456789abcdef",
 # An id later than any the room has handed out: a resume from it cannot be recovered.
 FAR_FUTURE_ID = "99999999999999-0"
 WAIT_SECONDS = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
@@ -298,31 +292,12 @@ def record(base: str) -> dict[str, dict]:
 
 def recorded() -> dict[str, dict]:
     """The fixtures, recorded afresh from a server of this checkout's code."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ASK2LIVE_")}
-        env["ASK2LIVE_SECRET"] = secrets.token_hex(32)
-        log = Path(tmp) / "server.log"
-        with open(log, "wb") as out:
-            server = subprocess.Popen([sys.executable, "-m", "ask2live", "serve", "--port", str(port),
-                                       "--data-dir", str(Path(tmp) / "data"), *AGORA],
-                                      env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT)
+        server = ServeProcess(EMBEDDED, *AGORA, tmp=Path(tmp))
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if http(base, "GET", "/healthz")[0] == 200:
-                        break
-                except (urllib.error.URLError, ConnectionError):
-                    pass
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise AssertionError(f"the server did not come up:\n{log.read_text(errors='replace')}")
-                time.sleep(0.1)
-            return record(base)
+            return record(server.url)
         finally:
-            server.terminate()
-            server.wait(15)
+            server.stop()
 
 
 def as_text(fixture: dict) -> str:
