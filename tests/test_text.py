@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ask2live import text
+from ask2live.config import Config
 from conftest import make_config
 from roomclient import live_session
 
@@ -52,8 +53,12 @@ ACCEPTED = [
 
 @pytest.fixture
 def config(setup, tmp_path, mysql_url):
-    # The room test sends some forty frames from one socket: past the default rate limit.
-    return make_config(setup, tmp_path, mysql_url, rate_per_second=1000.0, rate_burst=1000.0)
+    # The room test sends some forty frames from one account: past the default rate limits
+    # (per connection and, where this version has them, per user).
+    unlimited = {"rate_per_second": 1000.0, "rate_burst": 1000.0,
+                 "user_rate_per_second": 1000.0, "user_rate_burst": 1000.0}
+    return make_config(setup, tmp_path, mysql_url,
+                       **{k: v for k, v in unlimited.items() if k in Config.__dataclass_fields__})
 
 
 def assert_refused(r, code):
