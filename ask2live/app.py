@@ -127,8 +127,10 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
         store.observe_interactions(metrics.observe_store)
         room_log = make_room_log(config, store)
         throttle = make_throttle(config)
-        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics,
+        rooms = Rooms(room_log, store, schedule, cuesheet, voice_service, metrics, throttle,
                       rate=(config.rate_per_second, config.rate_burst),
+                      user_rate=(config.user_rate_per_second, config.user_rate_burst),
+                      sockets_per_user=config.user_sockets_per_room,
                       process_name=f"{socket.gethostname()}:{config.port}:{os.getpid()}")
         write_behind = WriteBehind(room_log, store, interval=config.flush_interval)
         write_behind.stats.observers.append(metrics.observe_flush)

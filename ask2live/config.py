@@ -47,6 +47,14 @@ class Config:
     # Per connection: chat/command frames per second and burst (see rooms.TokenBucket).
     rate_per_second: float = 5.0
     rate_burst: float = 10.0
+    # Per user, over all their sockets (shared through Redis in production): frames per
+    # second and burst. Twice a connection's: a person with two tabs is not throttled,
+    # a script spreading frames over fifty sockets is.
+    user_rate_per_second: float = 10.0
+    user_rate_burst: float = 20.0
+    # One user's sockets in one room: tabs and a phone, not a thousand; past it the oldest
+    # is closed (4013). 0: no cap.
+    user_sockets_per_room: int = 10
     # Per connection outgoing buffer bound (bytes); past it a slow client is dropped.
     outbox_max_bytes: int = 1024 * 1024
     # "writebehind" (Redis Streams or in-process log, batched to the cold store) or "sync"
@@ -143,6 +151,13 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="frames per second per connection ($ASK2LIVE_RATE)")
     parser.add_argument("--rate-burst", type=float, default=env_default("RATE_BURST", "10"),
                         help="burst of frames per connection ($ASK2LIVE_RATE_BURST)")
+    parser.add_argument("--user-rate", type=float, default=env_default("USER_RATE", "10"),
+                        help="frames per second per user over all their sockets; 0: no limit ($ASK2LIVE_USER_RATE)")
+    parser.add_argument("--user-rate-burst", type=float, default=env_default("USER_RATE_BURST", "20"),
+                        help="burst of frames per user over all their sockets ($ASK2LIVE_USER_RATE_BURST)")
+    parser.add_argument("--user-sockets-per-room", type=int, default=env_default("USER_SOCKETS_PER_ROOM", "10"),
+                        help="one user's sockets in one room; past it the oldest is closed; 0: no cap "
+                             "($ASK2LIVE_USER_SOCKETS_PER_ROOM)")
     parser.add_argument("--header-timeout", type=positive_seconds,
                         default=env_default("HEADER_TIMEOUT", str(HEADER_TIMEOUT)),
                         help="seconds a new connection has to send its request headers ($ASK2LIVE_HEADER_TIMEOUT)")
@@ -200,6 +215,9 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         broadcast=args.broadcast,
         rate_per_second=args.rate,
         rate_burst=args.rate_burst,
+        user_rate_per_second=args.user_rate,
+        user_rate_burst=args.user_rate_burst,
+        user_sockets_per_room=args.user_sockets_per_room,
         login_limit=args.login_limit,
         login_address_limit=args.login_address_limit,
         signup_limit=args.signup_limit,

@@ -35,7 +35,7 @@ if "ASK2LIVE_TEST_ENGINES" in os.environ:
 STORE_NAMES = {EMBEDDED: "sqlite", PRODUCTION: "mysql"}
 MYSQL_SERVER = os.environ.get("ASK2LIVE_TEST_MYSQL", "mysql://root@127.0.0.1:3306")
 REDIS_URL = os.environ.get("ASK2LIVE_TEST_REDIS", "redis://127.0.0.1:6379/0")
-TABLES = ["users", "auth_tokens", "sessions", "reservations", "questions", "question_votes", "id_sequences",
+TABLES = ["users", "auth_tokens", "sessions", "reservations", "questions", "question_votes", "id_sequences", "room_outbox",
           "room_events"]
 # Cheap scrypt for tests: the cost parameter is stored in each hash, and production
 # hashing is the same code with a larger N.

@@ -40,7 +40,7 @@ async def second_server(config):
 
 async def drain(services):
     for _ in range(200):
-        if await services.rooms.log.backlog() == 0:
+        if await services.rooms.room_log.backlog() == 0:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("write-behind did not drain")

@@ -26,7 +26,7 @@ MAX_SENT = 4000
 @pytest.fixture
 def config(setup, tmp_path, mysql_url):
     return make_config(setup, tmp_path, mysql_url, outbox_max_bytes=OUTBOX, rate_per_second=1000.0,
-                       rate_burst=1000.0)
+                       rate_burst=1000.0, user_rate_per_second=0)
 
 
 def raw_websocket(base_url: str, path: str) -> tuple[socket.socket, bytes]:

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.gen_test(timeout=30)
 
 @pytest.fixture
 def config(setup, tmp_path, mysql_url):
-    return make_config(setup, tmp_path, mysql_url, persistence="sync")
+    # One user on eleven sockets, as fast as they go: no per-user limits here.
+    return make_config(setup, tmp_path, mysql_url, persistence="sync", user_rate_per_second=0,
+                       user_sockets_per_room=0)
 
 
 async def test_concurrent_chat_is_stored_before_it_is_broadcast_and_none_is_lost(api, base_url, services):

@@ -6,7 +6,7 @@
 
 Each test builds fresh log instances of the app's kind on the app's store and prefix (so a
 second instance stands for a second server process) and closes them at the end. The app's
-own log (``services.rooms.log``) keeps running; on Redis its write-behind is a consumer of
+own log (``services.rooms.room_log``) keeps running; on Redis its write-behind is a consumer of
 the same group and flushes the test logs' events too, unless a test stops it first.
 Tests marked "Redis only" skip on the in-process log, which has no second process, no
 wipe and no crash to survive.
@@ -32,7 +32,8 @@ import redis.asyncio as aioredis
 from ask2live.cache import redis_log
 from ask2live.cache.memory import MemoryRoomLog
 from ask2live.cache.redis_log import GROUP, RedisRoomLog
-from ask2live.cache.roomlog import Event, RoomLog, parse_event_id, valid_event_id
+from ask2live.cache.roomlog import RoomLog
+from ask2live.events import Event, parse_event_id, valid_event_id
 from ask2live.timeutil import utcnow
 from conftest import PRODUCTION, REDIS_URL
 
@@ -164,8 +165,8 @@ async def force_stop_tasks(what: Any, timeout: float = 10.0) -> bool:
 async def stop_app_tasks(services: Any) -> None:
     """Stop the app's background loops (write-behind, presence, room log) robustly; their
     own close() then only does the rest (the write-behind's final flush included)."""
-    tasks = [t for t in (services.write_behind._task, services.rooms._task) if t is not None]
-    tasks += list(getattr(services.rooms.log, "_tasks", []))
+    tasks = [t for t in (services.write_behind._task, services.rooms.hub._task) if t is not None]
+    tasks += list(getattr(services.rooms.room_log, "_tasks", []))
     await force_stop_tasks(tasks)
 
 
@@ -228,7 +229,7 @@ def assert_same_events(got: list[Event], expected: list[Event]) -> None:
 
 async def test_fixture_runs_the_expected_implementation(kit, services):
     expected = RedisRoomLog if kit.kind == "redis" else MemoryRoomLog
-    assert isinstance(services.rooms.log, expected)
+    assert isinstance(services.rooms.room_log, expected)
     log, _ = await kit.log()
     assert isinstance(log, expected)
 
@@ -700,7 +701,7 @@ async def test_write_behind_close_returns_promptly(kit, services):
 
 
 async def test_the_apps_write_behind_puts_each_event_in_the_store_once(kit, services):
-    log = services.rooms.log
+    log = services.rooms.room_log
     sid = new_room()
     appended = await append_n(log, sid, 20)
     appended += await asyncio.gather(*(log.append(sid, "chat", body(100 + i)) for i in range(20)))

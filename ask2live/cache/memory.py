@@ -26,6 +26,8 @@ class MemoryRoomLog(RoomLog):
         self._loaded: set[int] = set()
         self._unflushed: dict[tuple[int, str], Event] = {}
         self._presence: dict[int, dict[str, bytes]] = {}
+        # (room, user id) → that user's members in the room, in the order they joined.
+        self._by_user: dict[tuple[int, str], dict[str, None]] = {}
         self._groups: dict[tuple[int, str], set[int]] = {}
         self._watched: set[int] = set()
         self._deliver: Deliver | None = None
@@ -121,10 +123,17 @@ class MemoryRoomLog(RoomLog):
         last = self._last.get(session_id)
         return f"{last[0]}-{last[1]}" if last else None
 
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> None:
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
         self._presence.setdefault(session_id, {})[member] = info
+        user = self._by_user.setdefault((session_id, member.split(":", 1)[0]), {})
+        user[member] = None  # a dict keeps the order of joining
+        return list(user)
 
     async def presence_remove(self, session_id: int, member: str) -> bool:
+        key = (session_id, member.split(":", 1)[0])
+        self._by_user.get(key, {}).pop(member, None)
+        if not self._by_user.get(key, True):
+            del self._by_user[key]
         return self._presence.get(session_id, {}).pop(member, None) is not None
 
     async def presence(self, session_id: int) -> dict[str, bytes]:

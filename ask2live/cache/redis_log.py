@@ -444,19 +444,27 @@ class RedisRoomLog(RoomLog):
 
     # ------------------------------------------------------------------ presence
 
+    def _user_key(self, session_id: int, member: str) -> str:
+        return self._key(session_id, f"user:{member.split(':', 1)[0]}")
+
     @_unavailable_on_redis_error
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> None:
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
         zset, members = self._key(session_id, "presence"), self._key(session_id, "members")
+        user = self._user_key(session_id, member)
+        now_ms = int(time.time() * 1000)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(zset, {member: int(time.time() * 1000) + PRESENCE_TTL_MS})
+            pipe.zadd(zset, {member: now_ms + PRESENCE_TTL_MS})
             pipe.hset(members, member, info)
-            pipe.expire(zset, ROOM_KEY_TTL_S)
-            pipe.expire(members, ROOM_KEY_TTL_S)
-            await pipe.execute()
+            pipe.zadd(user, {member: now_ms})
+            pipe.zrange(user, 0, -1)
+            for key in (zset, members, user):
+                pipe.expire(key, ROOM_KEY_TTL_S)
+            replies = await pipe.execute()
+        return [_text(m) for m in replies[3]]
 
     @_unavailable_on_redis_error
     async def presence_remove(self, session_id: int, member: str) -> bool:
-        keys = [self._key(session_id, "presence"), self._key(session_id, "members")]
+        keys = [self._key(session_id, "presence"), self._key(session_id, "members"), self._user_key(session_id, member)]
         return bool(await self._scripts["presence_remove"](keys=keys, args=[member]))
 
     @_unavailable_on_redis_error

@@ -71,7 +71,9 @@ class RoomLog(abc.ABC):
     # -- presence: one entry per connection, so two tabs of a user are two members
 
     @abc.abstractmethod
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> None: ...
+    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
+        """Add a member ("<user id>:<connection>"); the connections of that member's user
+        in the room, oldest first, this one included."""
 
     @abc.abstractmethod
     async def presence_remove(self, session_id: int, member: str) -> bool:

@@ -25,6 +25,7 @@ from ..events import parse_event_id
 from ..metrics import Metrics
 from ..models import Session, User
 from ..schedule import Schedule
+from ..throttle import Throttle
 from ..store import Store
 from ..voice import Voice
 from . import commands
@@ -50,7 +51,8 @@ class Rooms:
     """Every live room of this process, wired to the schedule and the cue sheet."""
 
     def __init__(self, room_log: RoomLog, store: Store, schedule: Schedule, cuesheet: CueSheet,
-                 voice: Voice, metrics: Metrics, rate: tuple[float, float] = (5.0, 10.0),
+                 voice: Voice, metrics: Metrics, throttle: Throttle, rate: tuple[float, float] = (5.0, 10.0),
+                 user_rate: tuple[float, float] = (10.0, 20.0), sockets_per_user: int = 10,
                  process_name: str = "ask2live") -> None:
         self.room_log = room_log
         self.store = store
@@ -61,6 +63,9 @@ class Rooms:
         self.hub = Hub(room_log, voice, metrics)
         self.outbox = Outbox(self.hub, store, process_name)
         self._rate = rate
+        self.throttle = throttle
+        self.user_rate = user_rate
+        self._sockets_per_user = sockets_per_user
         schedule.on_transition(self.on_session_transition)
         cuesheet.on_change(self.on_question_change)
 
@@ -112,6 +117,10 @@ class Rooms:
         notice = orjson.loads(message)
         if notice.get("kind") == "token_revoked":
             self._close_token(notice["token"])
+        elif notice.get("kind") == "close_member":
+            for member in self.hub.members():
+                if member.session_id == notice["session"] and member.presence_key == notice["member"]:
+                    member.transport.close_with(*CloseCode.TOO_MANY_SOCKETS)
 
     def _close_token(self, token_digest: str) -> None:
         for member in self.hub.members():
@@ -129,7 +138,12 @@ class Rooms:
         member.bucket = TokenBucket(*self._rate)
         room.members[member.conn_id] = member
         info = {"user": member.user.to_json(), "role": member.role, "conn": member.conn_id}
-        await log_.presence_add(sid, member.presence_key, orjson.dumps(info))
+        connections = await log_.presence_add(sid, member.presence_key, orjson.dumps(info))
+        cap = self._sockets_per_user
+        if cap and len(connections) > cap:
+            # Wherever the oldest sockets are: every process closes its own.
+            for key in connections[:len(connections) - cap]:
+                await log_.notify(orjson.dumps({"kind": "close_member", "session": sid, "member": key}))
         await self.hub.append(sid, "join", **info)
 
         recovered = False

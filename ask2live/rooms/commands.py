@@ -45,6 +45,12 @@ async def handle(rooms: "Rooms", member: Member, message: str | bytes) -> None:
             if member.refusals >= ABUSE_REFUSALS:
                 member.transport.close_with(*CloseCode.RATE_LIMITED)
             raise ApiError("rate_limited", "Too many frames; slow down.", status=429)
+        rate, burst = rooms.user_rate
+        if rate and await rooms.throttle.hit(f"room-frames:{member.user.id}", int(burst), burst / rate) is not None:
+            # The user's frames over all their sockets (on every process).
+            client_msg_id = protocol.client_msg_id_of(protocol.decode_or_none(message))
+            rooms.metrics.rate_limited.inc()
+            raise ApiError("rate_limited", "Too many frames from your account; slow down.", status=429)
         member.refusals = 0
         frame = protocol.decode(message)
         client_msg_id = protocol.client_msg_id_of(frame)

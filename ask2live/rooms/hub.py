@@ -33,6 +33,7 @@ class CloseCode:
     GOING_AWAY = (1001, "server shutting down")
     LOGGED_OUT = (4001, "logged_out: the token this socket opened with was revoked")
     SLOW = (4008, "slow: outgoing buffer full, resume with ?since=")
+    TOO_MANY_SOCKETS = (4013, "too_many_sockets: this user opened more sockets in this room; the oldest is closed")
     RATE_LIMITED = (4029, "rate_limited: too many frames")
 
 
