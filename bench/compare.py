@@ -31,7 +31,7 @@ from common import (RESULTS, WRITE_COMS, Api, ClientPool, Server, Snapshot, User
                     cpu_delta, merge, open_clients, percentiles, profile_server, raise_nofile, wait_quiet)
 
 MODES = ("sync", "writebehind")
-UNLIMITED = ["--rate", "1000000", "--rate-burst", "1000000"]
+UNLIMITED = ["--rate", "1000000", "--rate-burst", "1000000", "--user-rate", "0", "--user-sockets-per-room", "0"]
 
 
 def server_for(mode: str, args: argparse.Namespace) -> Server:

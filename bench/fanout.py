@@ -32,7 +32,7 @@ from common import (RESULTS, Api, ClientPool, Server, Snapshot, WorkerSpec, cpu_
                     open_clients, percentiles, profile_server, raise_nofile, wait_quiet)
 
 MODES = ("frame", "write_message")
-UNLIMITED = ["--rate", "1000000", "--rate-burst", "1000000"]
+UNLIMITED = ["--rate", "1000000", "--rate-burst", "1000000", "--user-rate", "0", "--user-sockets-per-room", "0"]
 
 
 def measure(pool: ClientPool, server: Server, rate: float, seconds: float, n_listeners: int,
