@@ -103,3 +103,15 @@ CREATE TABLE IF NOT EXISTS room_outbox (
     claimed_by VARCHAR(128) NULL,
     claimed_at DATETIME(3) NULL
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Single-use tickets to open a room's WebSocket (instead of the long-lived token in the
+-- URL, where proxies log it): only an HMAC of the ticket is kept, with the token it was
+-- issued to (logging that token out closes the socket), for a few seconds.
+CREATE TABLE IF NOT EXISTS room_tickets (
+    digest CHAR(64) NOT NULL PRIMARY KEY,
+    token_digest CHAR(64) NOT NULL,
+    user_id BIGINT NOT NULL,
+    session_id BIGINT NOT NULL,
+    expires_at DATETIME(3) NOT NULL,
+    KEY room_tickets_expiry (expires_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

@@ -28,6 +28,9 @@ SCRYPT_KEY_BYTES = 32
 # 32 random bytes: unguessable; only an HMAC of it (keyed with the server secret) is
 # stored, so a leaked database holds no usable tokens.
 TOKEN_BYTES = 32
+# A ticket opens one room socket: the client asks for it right before it connects, so a
+# few seconds are plenty, and a ticket a proxy logged is of no use to anyone later.
+TICKET_TTL = timedelta(seconds=30)
 
 # Login throttles (token buckets, throttle.py), each counting failed logins over LOGIN_WINDOW.
 # Per account *and address*, not per account: a per-account lock would let anyone lock
@@ -164,6 +167,22 @@ class Accounts:
         if not token or len(token) > 200:
             return None
         return await self._store.get_token_user(self.token_digest(token), utcnow())
+
+    async def issue_ticket(self, token: str, user: User, session_id: int) -> tuple[str, datetime]:
+        """A single-use ticket for ``user`` to open ``session_id``'s room socket."""
+        ticket = secrets.token_urlsafe(TOKEN_BYTES)
+        now = utcnow()
+        expires_at = now + TICKET_TTL
+        await self._store.create_ticket(self.token_digest(ticket), self.token_digest(token), user.id, session_id,
+                                        now, expires_at)
+        return ticket, expires_at
+
+    async def redeem_ticket(self, ticket: str, session_id: int) -> tuple[User, str] | None:
+        """(The user, the digest of their token) for a valid ticket to this session's room;
+        None otherwise. A ticket works once."""
+        if not ticket or len(ticket) > 200:
+            return None
+        return await self._store.take_ticket(self.token_digest(ticket), session_id, utcnow())
 
     async def log_out(self, token: str) -> None:
         digest = self.token_digest(token)

@@ -478,7 +478,7 @@ def open_clients(port: int, plan: list[tuple[int, int, str]], window: int = 8,
             s = socket.create_connection(("127.0.0.1", port), timeout=120)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             key = base64.b64encode(os.urandom(16)).decode()
-            s.sendall((f"GET /ws/sessions/{sid}?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            s.sendall((f"GET /ws/sessions/{sid} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
                        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                        f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
             batch.append((s, room))

@@ -175,7 +175,8 @@ class LiveRoom:
         self.fire = user.environment.events.request.fire
         base = urlsplit(user.host)
         scheme = "wss" if base.scheme == "https" else "ws"
-        self.url = f"{scheme}://{base.netloc}/ws/sessions/{session_id}?token={token}"
+        self.url = f"{scheme}://{base.netloc}/ws/sessions/{session_id}"
+        self.headers = [f"Authorization: Bearer {token}"]  # never in the URL: proxies log URLs
         self.prefix = f"{user.username}-"
         self.pending: dict[str, float] = {}  # client_msg_id -> perf_counter at send
         self.ws: websocket.WebSocket | None = None
@@ -201,7 +202,8 @@ class LiveRoom:
     def open(self) -> bool:
         start = time.perf_counter()
         try:
-            self.ws = websocket.create_connection(self.url, timeout=ECHO_TIMEOUT, skip_utf8_validation=True)
+            self.ws = websocket.create_connection(self.url, timeout=ECHO_TIMEOUT, skip_utf8_validation=True,
+                                                  header=self.headers)
             raw = self.ws.recv()
             welcome = json.loads(raw)
             if welcome.get("type") != "welcome":

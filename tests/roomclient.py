@@ -39,14 +39,12 @@ class RoomClient:
     async def connect(cls, base_url: str, session_id: int, token: str | None, since: str | None = None,
                       headers: dict | None = None) -> "RoomClient":
         url = base_url.replace("http://", "ws://") + f"/ws/sessions/{session_id}"
-        query = []
-        if token:
-            query.append(f"token={token}")
         if since:
-            query.append(f"since={since}")
-        if query:
-            url += "?" + "&".join(query)
-        conn = await websocket_connect(HTTPRequest(url, headers=headers or {}))
+            url += f"?since={since}"
+        headers = dict(headers or {})
+        if token:  # as a non-browser client does: never in the URL
+            headers["Authorization"] = f"Bearer {token}"
+        conn = await websocket_connect(HTTPRequest(url, headers=headers))
         raw = await asyncio.wait_for(conn.read_message(), 5)
         assert raw is not None, f"the server closed the socket before the welcome ({conn.close_code} {conn.close_reason})"
         welcome = orjson.loads(raw)

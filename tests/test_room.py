@@ -29,10 +29,11 @@ def room(api, base_url):
     return make
 
 
-async def refused(base_url, path, headers=None):
+async def refused(base_url, path, headers=None, token=None):
     url = base_url.replace("http://", "ws://") + path
+    headers = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
     with pytest.raises(HTTPClientError) as info:
-        await websocket_connect(HTTPRequest(url, headers=headers or {}))
+        await websocket_connect(HTTPRequest(url, headers=headers))
     response = info.value.response
     return info.value.code, orjson.loads(response.body) if response is not None and response.body else None
 
@@ -60,25 +61,25 @@ async def test_upgrade_without_token_is_401_before_upgrading(room, base_url):
 async def test_upgrade_with_revoked_token_is_401(room, base_url):
     _, guest, sid = await room()
     await guest.post("/api/logout")
-    code, _ = await refused(base_url, f"/ws/sessions/{sid}?token={guest.token}")
+    code, _ = await refused(base_url, f"/ws/sessions/{sid}", token=guest.token)
     assert code == 401
 
 
 async def test_upgrade_to_unknown_session_is_404(room, base_url):
     _, guest, sid = await room()
-    code, body = await refused(base_url, f"/ws/sessions/{sid + 999}?token={guest.token}")
+    code, body = await refused(base_url, f"/ws/sessions/{sid + 999}", token=guest.token)
     assert code == 404 and body["error"]["code"] == "session_not_found"
 
 
 async def test_upgrade_with_bad_since_is_400(room, base_url):
     _, guest, sid = await room()
-    code, body = await refused(base_url, f"/ws/sessions/{sid}?token={guest.token}&since=yesterday")
+    code, body = await refused(base_url, f"/ws/sessions/{sid}?since=yesterday", token=guest.token)
     assert code == 400 and body["error"]["code"] == "invalid_since"
 
 
 async def test_foreign_origin_is_403(room, base_url):
     _, guest, sid = await room()
-    code, body = await refused(base_url, f"/ws/sessions/{sid}?token={guest.token}", {"Origin": "https://evil.example"})
+    code, body = await refused(base_url, f"/ws/sessions/{sid}", {"Origin": "https://evil.example"}, token=guest.token)
     assert code == 403 and body["error"]["code"] == "origin_not_allowed"
 
 

@@ -87,8 +87,9 @@ async def test_a_client_that_stops_reading_is_dropped_and_the_room_goes_on(api, 
     await host.post(f"/api/sessions/{sid}/start")
     talker = await RoomClient.connect(base_url, sid, host.token)
     loop = asyncio.get_running_loop()
+    ticket = (await host.post(f"/api/sessions/{sid}/ticket")).json["ticket"]  # a raw client: a ticket, not the token
     slow, after_handshake = await loop.run_in_executor(
-        None, raw_websocket, base_url, f"/ws/sessions/{sid}?token={host.token}")
+        None, raw_websocket, base_url, f"/ws/sessions/{sid}?ticket={ticket}")
     slow_conn = re.search(rb'"you":\{[^}]*\}[^}]*"conn":"([0-9a-f]+)"', after_handshake).group(1).decode()
 
     def drops() -> float:

@@ -18,7 +18,7 @@ from ..errors import ApiError, BadRequest, Forbidden, Unauthorized
 from ..rooms import CloseCode, Member
 from ..wsframe import frame_payload
 from ..services import Services
-from .base import TOKEN_COOKIE, error_answer, int_id
+from .base import request_token, error_answer, int_id
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,32 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self._plain = services.config.broadcast == "write_message"
 
     async def prepare(self) -> None:
-        """Refuse before the upgrade: 401 without a valid token, 404 for an unknown session."""
-        token = self.get_query_argument("token", None) or self.get_cookie(TOKEN_COOKIE)
-        user = await self.services.accounts.authenticate(token) if token else None
-        if user is None:
-            raise Unauthorized("not_signed_in", "Sign in first: pass ?token=<token> or the login cookie.")
-        self.token_digest = self.services.accounts.token_digest(token)
-        self.current_user = user
+        """Refuse before the upgrade: 401 without a valid ticket, token or cookie, 404 for an
+        unknown session.
+
+        A browser sends its login cookie; other clients send ``Authorization: Bearer`` or
+        a single-use ``?ticket=`` (POST /api/sessions/{id}/ticket). The token itself never
+        goes in the URL: proxies and their error logs keep URLs."""
+        if self.get_query_argument("token", None) is not None:
+            raise BadRequest("token_in_url", "Do not put the token in the URL (proxies log URLs): send "
+                             "'Authorization: Bearer <token>', the login cookie, or ?ticket= from "
+                             "POST /api/sessions/{id}/ticket.")
         session_id = int_id(self.path_args[0])
+        accounts = self.services.accounts
+        ticket = self.get_query_argument("ticket", None)
+        if ticket is not None:
+            redeemed = await accounts.redeem_ticket(ticket, session_id)
+            if redeemed is None:
+                raise Unauthorized("invalid_ticket", "The ticket is unknown, used, expired or for another session.")
+            user, self.token_digest = redeemed
+        else:
+            token = request_token(self)
+            user = await accounts.authenticate(token) if token else None
+            if user is None:
+                raise Unauthorized("not_signed_in", "Sign in first: the login cookie, 'Authorization: Bearer "
+                                   "<token>', or ?ticket= from POST /api/sessions/{id}/ticket.")
+            self.token_digest = accounts.token_digest(token)
+        self.current_user = user
         self.session = await self.services.schedule.get(session_id, user)
         since = self.get_query_argument("since", None)
         if since is not None and not valid_event_id(since):

@@ -193,6 +193,35 @@ class Store:
 
         return await self.interaction("get_token_user", fn)
 
+    async def create_ticket(self, digest: str, token_hash: str, user_id: int, session_id: int,
+                            now: datetime, expires_at: datetime) -> None:
+        async def fn(txn: Transaction) -> None:
+            # Tickets live seconds: the expired ones go whenever a new one is made.
+            await txn.execute("DELETE FROM room_tickets WHERE expires_at <= ?", db_time(now))
+            await txn.execute(
+                "INSERT INTO room_tickets (digest, token_digest, user_id, session_id, expires_at) VALUES (?, ?, ?, ?, ?)",
+                digest, token_hash, user_id, session_id, db_time(expires_at))
+
+        await self.interaction("create_ticket", fn)
+
+    async def take_ticket(self, digest: str, session_id: int, now: datetime) -> tuple[User, str] | None:
+        """Use a ticket up: (its user, the digest of the token it was issued to) if it is
+        unexpired, for this session, and that token is still valid; gone either way."""
+
+        async def fn(txn: Transaction) -> tuple[User, str] | None:
+            row = await txn.fetchone(
+                "SELECT u.id, u.username, u.display_name, k.token_digest, k.session_id FROM room_tickets k"
+                " JOIN auth_tokens t ON t.token_hash = k.token_digest JOIN users u ON u.id = k.user_id"
+                " WHERE k.digest = ? AND k.expires_at > ? AND t.revoked_at IS NULL AND t.expires_at > ?",
+                digest, db_time(now), db_time(now))
+            if not await txn.execute("DELETE FROM room_tickets WHERE digest = ?", digest) or row is None:
+                return None
+            if int(row["session_id"]) != session_id:
+                return None
+            return User(int(row["id"]), row["username"], row["display_name"]), row["token_digest"]
+
+        return await self.interaction("take_ticket", fn)
+
     async def revoke_token(self, token_hash: str, now: datetime) -> bool:
         async def fn(txn: Transaction) -> bool:
             changed = await txn.execute(

@@ -91,3 +91,13 @@ CREATE TABLE IF NOT EXISTS room_outbox (
     claimed_by TEXT NULL,
     claimed_at DATETIME NULL
 );
+
+CREATE TABLE IF NOT EXISTS room_tickets (
+    digest TEXT NOT NULL PRIMARY KEY,
+    token_digest TEXT NOT NULL,
+    user_id INTEGER NOT NULL,
+    session_id INTEGER NOT NULL,
+    expires_at DATETIME NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS room_tickets_expiry ON room_tickets (expires_at);

@@ -93,10 +93,11 @@ class Person:
     def connect(self, session_id: int, since: str | None, forced: str | None = None) -> None:
         """Open the room socket from ``since``: the web client's position, or (``forced``,
         saying why) one it would not have had."""
-        query = f"?token={self.token}" + (f"&since={since}" if since else "")
+        query = f"?since={since}" if since else ""
         self.note({"connect": {"since": since, **({"forced": forced} if forced else {})}})
         ws = websocket.create_connection(f"{self.base.replace('http', 'ws', 1)}/ws/sessions/{session_id}{query}",
-                                         timeout=WAIT_SECONDS, suppress_origin=True)
+                                         timeout=WAIT_SECONDS, suppress_origin=True,
+                                         header=[f"Authorization: Bearer {self.token}"])
         self.socket = ws
 
         def read() -> None:
