@@ -12,7 +12,10 @@ import contextlib
 import sqlite3
 from typing import Any
 
+import orjson
 import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from ask2live.store import engines
 from conftest import PRODUCTION, make_config
@@ -82,3 +85,14 @@ async def test_a_store_outage_answers_store_unavailable_on_the_socket_and_over_r
     await room.send({"type": "vote", "question_id": qid, "client_msg_id": "v2"})
     event = await room.next("question_updated", timeout=15, client_msg_id="v2")
     assert event["question"]["votes"] == 1
+
+
+async def test_a_room_upgrade_during_a_store_outage_is_503_store_unavailable(api, base_url, store_outage):
+    host = await api.user()
+    sid = (await host.session())["id"]
+    with store_outage():
+        with pytest.raises(HTTPClientError) as info:
+            await websocket_connect(HTTPRequest(base_url.replace("http://", "ws://") + f"/ws/sessions/{sid}",
+                                                headers={"Authorization": f"Bearer {host.token}"}))
+    assert info.value.code == 503
+    assert orjson.loads(info.value.response.body)["error"]["code"] == "store_unavailable"
