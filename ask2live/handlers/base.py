@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 import tornado.web
+from tornado.log import app_log
 
 from ..errors import ApiError, BadRequest, NotFound, TooLarge, Unauthorized
 from ..models import User
@@ -40,6 +41,8 @@ def error_answer(handler: tornado.web.RequestHandler, status_code: int, exc: Bas
     elif status_code == 405:
         handler.set_header("Allow", ", ".join(allowed_methods(type(handler))))
         error = ApiError("method_not_allowed", f"{handler.request.method} is not allowed here.")
+    elif status_code == 404:  # a static file that is not there
+        error = ApiError("not_found", f"There is no {handler.request.path}.")
     elif status_code < 500:
         error = ApiError("bad_request", handler._reason)
     else:
@@ -94,8 +97,11 @@ class ApiHandler(tornado.web.RequestHandler):
         self.services.metrics.observe_http(self.route_name, self.request.method, self.get_status(),
                                            self.request.request_time())
 
-    def fields(self) -> Fields:
+    def fields(self, required: bool = False) -> Fields:
+        """The JSON object body; no body is an empty one, unless the operation requires one."""
         if not self.request.body:
+            if required:
+                raise BadRequest("invalid_body", "The request body must be a JSON object.")
             return Fields({})
         try:
             body = orjson.loads(self.request.body)
@@ -114,7 +120,16 @@ class ApiHandler(tornado.web.RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, ApiError):
             return  # an answer, not a fault
-        super().log_exception(typ, value, tb)
+        if isinstance(value, tornado.web.HTTPError):
+            super().log_exception(typ, value, tb)  # a line with _request_summary, below
+            return
+        # Not Tornado's line: it holds repr(request), whose URI has the query string.
+        app_log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+
+    def _request_summary(self) -> str:
+        """Tornado's log lines name the request by this: the path only, as the access log
+        does. A query string can hold a secret (a token or ticket someone put there)."""
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
 
 
 class NotFoundHandler(ApiHandler):

@@ -89,6 +89,11 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(orjson.dumps(error.to_json()))
 
+    def _request_summary(self) -> str:
+        """Tornado's log lines name the request by this: the path, never the query string
+        (a ticket, or a token someone put there)."""
+        return f"{self.request.method} {self.request.path} ({self.request.remote_ip})"
+
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # Not Tornado's default: its line has the full URI, and ?token= is a secret. An
         # ApiError or a 4xx HTTPError (a 405) is an answer to the client, not a fault: the
