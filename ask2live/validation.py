@@ -71,6 +71,9 @@ class Fields:
         value = self._get(name, required)
         if value is _MISSING or (value is None and nullable):
             return None
+        # 19303.0 is an integer to JSON Schema (and so to the OpenAPI document); 2.5 is not.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise BadRequest("invalid_field", f"The field {name!r} must be an integer.")
         if not minimum <= value <= maximum:
@@ -108,8 +111,8 @@ class Fields:
 
 
 def query_int(value: str | None, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    if value is None or value == "":
-        return default
+    if value is None:
+        return default  # absent; present but empty ("limit=") is not an integer
     try:
         number = int(value)
     except ValueError:

@@ -73,7 +73,7 @@ class SessionsHandler(ApiHandler):
         if status is not None and status not in SESSION_STATUSES:
             raise Invalid("invalid_status", f"status is one of {', '.join(SESSION_STATUSES)}.")
         host = self.get_query_argument("host", None)
-        host_id = query_int(host, "host", default=0, minimum=1, maximum=2**62) if host else None
+        host_id = query_int(host, "host", default=0, minimum=1, maximum=2**62) if host is not None else None
         query = (self.get_query_argument("q", "") or "").strip()[:TITLE_MAX] or None
         limit, offset = page_params(self)
         sessions = await self.services.schedule.list(status=status, host_id=host_id, query=query,
