@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
@@ -82,8 +83,8 @@ def verify_password(password: str, encoded: str) -> bool:
 
 
 def too_many_attempts(wait: float) -> TooManyRequests:
-    return TooManyRequests("too_many_attempts",
-                           f"Too many attempts from your address; try again in {max(1, round(wait))} s.", wait)
+    seconds = max(1, math.ceil(wait))  # as Retry-After says it
+    return TooManyRequests("too_many_attempts", f"Too many attempts from your address; try again in {seconds} s.", wait)
 
 
 def _name_key(username: str) -> str:
