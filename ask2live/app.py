@@ -62,6 +62,7 @@ def routes(services: Services) -> list:
         (session + r"/questions", questions.SessionQuestionsHandler, deps),
         (session + r"/voice/token", voice.VoiceTokenHandler, deps),
         (session + r"/ticket", sessions.TicketHandler, deps),
+        (session + r"/audience", sessions.AudienceHandler, deps),
         (r"/api/questions/([0-9]{1,19})", questions.QuestionHandler, deps),
         (r"/api/questions/([0-9]{1,19})/vote", questions.VoteHandler, deps),
         (r"/api/questions/([0-9]{1,19})/(answer|pin|hide)", questions.ModerationHandler, deps),

@@ -16,6 +16,8 @@ LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    1.0, 2.5, 5.0, 10.0)
 FANOUT_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500)
+COALESCE_BUCKETS = (1, 2, 3, 5, 10, 25, 100, 1000)
+WELCOME_BUCKETS = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000)
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -33,6 +35,16 @@ class Metrics:
         self.fanout = Histogram("ask2live_broadcast_fanout", "Local sockets each room event was written to.",
                                 buckets=FANOUT_BUCKETS, registry=r)
         self.frames = Counter("ask2live_frames_sent_total", "Event frames written to sockets.", registry=r)
+        self.coalesced = Histogram("ask2live_frames_per_send",
+                                   "Event frames a delivery wrote to each socket in one send (several when events "
+                                   "arrive together).", buckets=COALESCE_BUCKETS, registry=r)
+        self.join_seconds = Histogram("ask2live_join_seconds",
+                                      "Server time to admit a room socket: upgrade accepted to welcome written.",
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.welcome_bytes = Histogram("ask2live_welcome_bytes", "Size of each welcome frame.",
+                                       buckets=WELCOME_BUCKETS, registry=r)
+        self.audience = Gauge("ask2live_room_audience", "Connections in a room (every process), as last told.",
+                              ["session"], registry=r)
         self.connections = Gauge("ask2live_connections", "Open room WebSockets on this process.", registry=r)
         self.rooms = Gauge("ask2live_rooms", "Rooms with at least one socket on this process.", registry=r)
         self.slow_drops = Counter("ask2live_slow_client_drops_total",

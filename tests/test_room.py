@@ -106,12 +106,18 @@ async def test_welcome_says_who_you_are_your_role_and_who_is_here(room, base_url
     g = await RoomClient.connect(base_url, sid, guest.token)
     assert h.welcome["you"]["role"] == "host" and g.welcome["you"]["role"] == "listener"
     assert g.welcome["session"]["id"] == sid and g.welcome["session"]["status"] == "live"
-    assert {p["user"]["id"] for p in g.welcome["presence"]} == {host.id, guest.id}
+    # The host is on the stage; everyone is in the audience's count and its first page.
+    assert [p["user"]["id"] for p in g.welcome["stage"]] == [host.id]
+    assert g.welcome["audience"]["count"] == 2 and g.welcome["audience"]["next"] is None
+    assert [(p["user"]["id"], p["role"]) for p in g.welcome["audience"]["people"]] == [(host.id, "host"),
+                                                                                        (guest.id, "listener")]
     assert [q["text"] for q in g.welcome["questions"]] == ["준비된 질문"]
     assert g.welcome["resumed"] is False and g.welcome["recovered"] is False
     assert g.welcome["position"] == g.welcome["history"][-1]["id"]
-    joined = await h.next("join")
-    assert joined["user"]["id"] == guest.id and joined["role"] == "listener"
+    # A listener's arrival is told in the next audience event, with the count.
+    audience = await h.next("audience", timeout=5)
+    assert audience["count"] == 2 and audience["named"] is True
+    assert [(p["user"]["id"], p["conn"]) for p in audience["joined"]] == [(guest.id, g.welcome["you"]["conn"])]
 
 
 async def test_chat_reaches_every_member_with_the_senders_client_msg_id(room, base_url):

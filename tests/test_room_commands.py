@@ -328,7 +328,7 @@ async def test_a_reconnecting_grantee_is_welcomed_as_speaker(api, rooms):
     again = await rooms(alice, sid)
     assert again.welcome["you"]["role"] == "speaker"
     assert again.welcome["speakers"] == [alice.id]
-    roles = {p["user"]["id"]: p["role"] for p in again.welcome["presence"]}
+    roles = {p["user"]["id"]: p["role"] for p in again.welcome["stage"]}
     assert roles[alice.id] == "speaker" and roles[host.id] == "host"
 
 

@@ -10,7 +10,9 @@ from ask2live.cuesheet import Echo, QuestionChange
 from ask2live.events import Event
 from ask2live.models import Question, Session, User
 from ask2live.rooms.commands import COMMANDS
-from ask2live.rooms.question_events import question_event
+from ask2live.cache.roomlog import AudiencePage
+from ask2live.rooms.cue_cache import RoomQuestions
+from ask2live.rooms.question_events import public_question, question_event
 from ask2live.rooms.roles import HOST, LISTENER, SPEAKER, role_of
 from ask2live.rooms.welcome import build_welcome, visible_history
 
@@ -44,19 +46,41 @@ def test_role_of():
     assert role_of(3, 1, {2}) == LISTENER
 
 
-def test_the_welcome_recomputes_presence_roles_and_carries_history_without_reencoding():
+def test_the_welcome_recomputes_roles_and_carries_history_and_questions_without_reencoding():
     chat = Event("100-0", 7, "chat", b'{"type":"chat","text":"\xec\x95\x88\xeb\x85\x95"}')
-    presence = [orjson.dumps({"user": HOST_USER.to_json(), "role": "listener", "conn": "a"}),
-                orjson.dumps({"user": GUEST.to_json(), "role": "listener", "conn": "b"})]
+    stage = [orjson.dumps({"user": HOST_USER.to_json(), "role": "listener", "conn": "a"}),
+             orjson.dumps({"user": GUEST.to_json(), "role": "listener", "conn": "b"})]
+    questions = RoomQuestions([public_question(question())], None).top(50)
     welcome = orjson.loads(build_welcome(
-        session=session(), user=GUEST, conn_id="b", presence=presence, speakers={2}, hands=set(),
-        questions=[question()], history=[chat], position="100-0", resumed=False, recovered=False,
-        voice_configured=False))
+        session=session(), user=GUEST, conn_id="b", stage=stage, speakers={2}, hands=set(),
+        audience=AudiencePage(1234, stage[:1], 17), questions=questions, history=[chat], position="100-0",
+        resumed=False, recovered=False, voice_configured=False))
     assert welcome["you"] == {"user": GUEST.to_json(), "role": SPEAKER, "conn": "b"}
-    assert [p["role"] for p in welcome["presence"]] == [HOST, SPEAKER]
+    assert [p["role"] for p in welcome["stage"]] == [HOST, SPEAKER]
+    assert welcome["audience"] == {"count": 1234, "people": [{"user": HOST_USER.to_json(), "role": HOST, "conn": "a"}],
+                                   "next": 17}
     assert welcome["history"] == [{"id": "100-0", "type": "chat", "text": "안녕"}]
-    assert welcome["questions"][0]["mine"] is True
+    assert welcome["questions"][0]["text"] == "질문 있어요" and "mine" not in welcome["questions"][0]
     assert welcome["speakers"] == [2] and welcome["position"] == "100-0"
+
+
+def test_the_cue_cache_follows_question_events_in_the_cue_sheets_order():
+    first, second = public_question(question(id=1, votes=3)), public_question(question(id=2, votes=1))
+    cache = RoomQuestions([first, second], None)
+
+    def event(kind: str, q: dict, **fields) -> Event:
+        return Event("1-0", 7, kind, orjson.dumps({"type": kind, "question": q, **fields}))
+
+    assert [q["id"] for q in orjson.loads(cache.top(50))] == [1, 2]
+    cache.apply(event("question_updated", {**second, "votes": 5}, action="vote", pinned_question_id=None))
+    assert [q["id"] for q in orjson.loads(cache.top(50))] == [2, 1]
+    cache.apply(event("question_updated", {**first, "pinned": True}, action="pin", pinned_question_id=1))
+    assert [(q["id"], q["pinned"]) for q in orjson.loads(cache.top(50))] == [(1, True), (2, False)]
+    cache.apply(event("question", public_question(question(id=3, votes=0, text="새 질문"))))
+    cache.apply(event("question_updated", {"id": 2, "hidden": True}, action="hide", pinned_question_id=1))
+    assert [q["id"] for q in orjson.loads(cache.top(50))] == [1, 3]
+    cache.apply(event("question_updated", {"id": 3, "deleted": True}, action="delete", pinned_question_id=1))
+    assert [q["id"] for q in orjson.loads(cache.top(1))] == [1]
 
 
 def test_visible_history_leaves_out_deleted_chat():

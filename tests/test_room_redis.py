@@ -59,10 +59,13 @@ async def test_two_processes_share_one_room_same_ids_same_order(api, base_url, c
     async with second_server(config) as (other_url, _):
         a = await RoomClient.connect(base_url, sid, host.token)
         b = await RoomClient.connect(other_url, sid, guest.token)
-        # Presence crosses processes: each sees the other.
-        assert {p["user"]["id"] for p in b.welcome["presence"]} == {host.id, guest.id}
-        joined = await a.next("join")
-        assert joined["user"]["id"] == guest.id
+        # Presence crosses processes: the host is on the stage, the guest in the audience,
+        # told to the host's process in the next audience event.
+        assert {p["user"]["id"] for p in b.welcome["stage"]} == {host.id}
+        assert b.welcome["audience"]["count"] == 2
+        assert {p["user"]["id"] for p in b.welcome["audience"]["people"]} == {host.id, guest.id}
+        audience = await a.next("audience", timeout=5)
+        assert audience["count"] == 2 and [p["user"]["id"] for p in audience["joined"]] == [guest.id]
         for i in range(5):
             await a.send({"type": "chat", "text": f"a{i}", "client_msg_id": f"a{i}"})
             await b.send({"type": "chat", "text": f"b{i}", "client_msg_id": f"b{i}"})
@@ -72,8 +75,8 @@ async def test_two_processes_share_one_room_same_ids_same_order(api, base_url, c
         assert seen_a == seen_b
         assert sorted(e["client_msg_id"] for e in seen_a) == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
         b.close()
-        left = await a.next("leave")
-        assert left["user"]["id"] == guest.id
+        left = await a.next("audience", timeout=5)
+        assert left["count"] == 1 and [p["user"]["id"] for p in left["left"]] == [guest.id]
 
 
 async def test_the_cold_store_gets_each_event_once_from_two_processes(api, base_url, config, services):

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Iterable
 
 from ..store import Store
 from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, Notice, RoomLog
+from .roomlog import (AUDIENCE_CHANGES_KEEP, HISTORY_KEEP, REPLAY_MAX, AudienceNews, AudiencePage, Deliver, Notice,
+                      RoomLog)
 
 
 class MemoryRoomLog(RoomLog):
@@ -28,6 +30,13 @@ class MemoryRoomLog(RoomLog):
         self._presence: dict[int, dict[str, bytes]] = {}
         # (room, user id) → that user's members in the room, in the order they joined.
         self._by_user: dict[tuple[int, str], dict[str, None]] = {}
+        # The audience: each room's members in join order (member → position), the changes
+        # not yet told, the count last told, and when the next `audience` event may go.
+        self._roster: dict[int, dict[str, int]] = {}
+        self._roster_seq: dict[int, int] = {}
+        self._changes: dict[int, list[bytes]] = {}
+        self._audience_told: dict[int, int] = {}
+        self._audience_quiet_until: dict[int, float] = {}
         self._groups: dict[tuple[int, str], set[int]] = {}
         self._watched: set[int] = set()
         self._deliver: Deliver | None = None
@@ -123,18 +132,57 @@ class MemoryRoomLog(RoomLog):
         last = self._last.get(session_id)
         return f"{last[0]}-{last[1]}" if last else None
 
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
+    async def presence_add(self, session_id: int, member: str, info: bytes, change: bytes = b"") -> list[str]:
         self._presence.setdefault(session_id, {})[member] = info
         user = self._by_user.setdefault((session_id, member.split(":", 1)[0]), {})
         user[member] = None  # a dict keeps the order of joining
+        self._roster_seq[session_id] = seq = self._roster_seq.get(session_id, 0) + 1
+        self._roster.setdefault(session_id, {})[member] = seq
+        self._note_change(session_id, change)
         return list(user)
 
-    async def presence_remove(self, session_id: int, member: str) -> bool:
+    async def presence_remove(self, session_id: int, member: str, change: bytes = b"") -> bool:
         key = (session_id, member.split(":", 1)[0])
         self._by_user.get(key, {}).pop(member, None)
         if not self._by_user.get(key, True):
             del self._by_user[key]
-        return self._presence.get(session_id, {}).pop(member, None) is not None
+        self._roster.get(session_id, {}).pop(member, None)
+        removed = self._presence.get(session_id, {}).pop(member, None) is not None
+        if removed:
+            self._note_change(session_id, change)
+        return removed
+
+    def _note_change(self, session_id: int, change: bytes) -> None:
+        if change:
+            changes = self._changes.setdefault(session_id, [])
+            changes.append(change)
+            del changes[:-AUDIENCE_CHANGES_KEEP]
+
+    async def presence_of(self, session_id: int, user_ids: Iterable[int]) -> dict[str, bytes]:
+        presence = self._presence.get(session_id, {})
+        return {m: presence[m] for uid in user_ids for m in self._by_user.get((session_id, str(uid)), {})
+                if m in presence}
+
+    async def audience_page(self, session_id: int, after: int | None, limit: int) -> AudiencePage:
+        roster = self._roster.get(session_id, {})
+        presence = self._presence.get(session_id, {})
+        # Members join at the end: the roster is in join order already.
+        page = [(seq, m) for m, seq in roster.items() if after is None or seq > after]
+        more = len(page) > limit
+        page = page[:limit]
+        return AudiencePage(len(roster), [presence[m] for _, m in page], page[-1][0] if more else None)
+
+    async def audience_news(self, session_id: int, interval_ms: int) -> AudienceNews | None:
+        now = time.monotonic()
+        if now < self._audience_quiet_until.get(session_id, 0.0):
+            return None
+        count = len(self._roster.get(session_id, {}))
+        changes = self._changes.pop(session_id, [])
+        if not changes and self._audience_told.get(session_id) == count:
+            return AudienceNews(count, [], False)
+        self._audience_quiet_until[session_id] = now + interval_ms / 1000
+        self._audience_told[session_id] = count
+        return AudienceNews(count, changes, True)
 
     async def presence(self, session_id: int) -> dict[str, bytes]:
         return dict(self._presence.get(session_id, {}))

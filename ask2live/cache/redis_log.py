@@ -32,7 +32,7 @@ import os
 import secrets
 import socket
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -45,7 +45,8 @@ from ..store import Store
 from ..tasks import cancel_and_wait
 from ..events import Catchup, Event, merge_events, parse_event_id, stage_of
 from .ledger import DurabilityLedger
-from .roomlog import HISTORY_KEEP, REPLAY_MAX, Deliver, Notice, RoomLog
+from .roomlog import (AUDIENCE_CHANGES_KEEP, HISTORY_KEEP, REPLAY_MAX, AudienceNews, AudiencePage, Deliver, Notice,
+                      RoomLog)
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _unavailable_on_redis_error(method: F) -> F:
 
 
 # The Lua scripts, one file each in cache/lua/ (what each does is said at its top).
-SCRIPTS = ("append", "warm", "trim", "presence_remove")
+SCRIPTS = ("append", "warm", "trim", "presence_add", "presence_remove", "audience")
 
 
 def load_script(name: str) -> str:
@@ -448,24 +449,66 @@ class RedisRoomLog(RoomLog):
         return self._key(session_id, f"user:{member.split(':', 1)[0]}")
 
     @_unavailable_on_redis_error
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
-        zset, members = self._key(session_id, "presence"), self._key(session_id, "members")
-        user = self._user_key(session_id, member)
+    async def presence_add(self, session_id: int, member: str, info: bytes, change: bytes = b"") -> list[str]:
         now_ms = int(time.time() * 1000)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(zset, {member: now_ms + PRESENCE_TTL_MS})
-            pipe.hset(members, member, info)
-            pipe.zadd(user, {member: now_ms})
-            pipe.zrange(user, 0, -1)
-            for key in (zset, members, user):
-                pipe.expire(key, ROOM_KEY_TTL_S)
-            replies = await pipe.execute()
-        return [_text(m) for m in replies[3]]
+        keys = [self._key(session_id, "presence"), self._key(session_id, "members"), self._user_key(session_id, member),
+                self._key(session_id, "roster_seq"), self._key(session_id, "roster"),
+                self._key(session_id, "audience_changes")]
+        reply = await self._scripts["presence_add"](
+            keys=keys, args=[member, now_ms + PRESENCE_TTL_MS, info, now_ms, ROOM_KEY_TTL_S, change,
+                             AUDIENCE_CHANGES_KEEP])
+        return [_text(m) for m in reply]
 
     @_unavailable_on_redis_error
-    async def presence_remove(self, session_id: int, member: str) -> bool:
-        keys = [self._key(session_id, "presence"), self._key(session_id, "members"), self._user_key(session_id, member)]
-        return bool(await self._scripts["presence_remove"](keys=keys, args=[member]))
+    async def presence_remove(self, session_id: int, member: str, change: bytes = b"") -> bool:
+        keys = [self._key(session_id, "presence"), self._key(session_id, "members"), self._user_key(session_id, member),
+                self._key(session_id, "roster"), self._key(session_id, "audience_changes")]
+        return bool(await self._scripts["presence_remove"](keys=keys, args=[member, change, AUDIENCE_CHANGES_KEEP]))
+
+    @_unavailable_on_redis_error
+    async def presence_of(self, session_id: int, user_ids: Iterable[int]) -> dict[str, bytes]:
+        user_ids = list(user_ids)
+        if not user_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in user_ids:
+                pipe.zrange(self._key(session_id, f"user:{uid}"), 0, -1)
+            conns = await pipe.execute()
+        members = [_text(m) for run in conns for m in run]
+        if not members:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zmscore(self._key(session_id, "presence"), members)
+            pipe.hmget(self._key(session_id, "members"), members)
+            expiries, infos = await pipe.execute()
+        now_ms = int(time.time() * 1000)
+        return {m: info for m, expiry, info in zip(members, expiries, infos)
+                if info is not None and expiry is not None and expiry >= now_ms}
+
+    @_unavailable_on_redis_error
+    async def audience_page(self, session_id: int, after: int | None, limit: int) -> AudiencePage:
+        roster = self._key(session_id, "roster")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(roster)
+            pipe.zrangebyscore(roster, "-inf" if after is None else f"({after}", "+inf", start=0, num=limit + 1,
+                               withscores=True)
+            count, page = await pipe.execute()
+        more = len(page) > limit
+        page = page[:limit]
+        infos = await self.redis.hmget(self._key(session_id, "members"), [m for m, _ in page]) if page else []
+        entries = [info for info in infos if info is not None]
+        return AudiencePage(int(count), entries, int(page[-1][1]) if more else None)
+
+    @_unavailable_on_redis_error
+    async def audience_news(self, session_id: int, interval_ms: int) -> AudienceNews | None:
+        keys = [self._key(session_id, what) for what in ("roster", "audience_changes", "audience_lock", "audience_told")]
+        reply = await self._scripts["audience"](keys=keys, args=[interval_ms])
+        if reply is None:
+            return None
+        if not reply:
+            count = await self.redis.zcard(keys[0])
+            return AudienceNews(int(count), [], False)
+        return AudienceNews(int(reply[0]), [bytes(c) for c in reply[1:]], True)
 
     @_unavailable_on_redis_error
     async def presence(self, session_id: int) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ write-behind to the cold store through ``take_unflushed`` / ``mark_flushed``.
 from __future__ import annotations
 
 import abc
-from typing import Callable
+from typing import Callable, Iterable, NamedTuple
 
 from ..events import Catchup, Event
 
@@ -20,6 +20,29 @@ HISTORY_KEEP = 500
 # A welcome carries at most this many events of history or catch-up. A resume that
 # would need more says recovered: false and sends the state afresh instead.
 REPLAY_MAX = 1000
+
+
+# The audience's pending changes kept for the next `audience` event (older ones are dropped:
+# past a few dozen names a change list is noise, the count says it).
+AUDIENCE_CHANGES_KEEP = 100
+
+
+class AudienceNews(NamedTuple):
+    """What ``audience_news`` found: the room's connection count, and the changes (joins
+    and leaves, as given to presence_add / presence_remove) since the last `audience` event."""
+
+    count: int
+    changes: list[bytes]
+    # False: nothing changed since the last event told (no event to append).
+    new: bool
+
+
+class AudiencePage(NamedTuple):
+    count: int
+    # The members' infos (as given at join), in the order they joined.
+    entries: list[bytes]
+    # Where the next page starts (None: this was the last page).
+    next: int | None
 
 
 Deliver = Callable[[int, list[Event]], None]
@@ -71,13 +94,29 @@ class RoomLog(abc.ABC):
     # -- presence: one entry per connection, so two tabs of a user are two members
 
     @abc.abstractmethod
-    async def presence_add(self, session_id: int, member: str, info: bytes) -> list[str]:
+    async def presence_add(self, session_id: int, member: str, info: bytes, change: bytes = b"") -> list[str]:
         """Add a member ("<user id>:<connection>"); the connections of that member's user
-        in the room, oldest first, this one included."""
+        in the room, oldest first, this one included. ``change``, if given, is kept for the
+        next ``audience_news``."""
 
     @abc.abstractmethod
-    async def presence_remove(self, session_id: int, member: str) -> bool:
-        """Remove a member; True if this call removed it (so its leave is told once)."""
+    async def presence_remove(self, session_id: int, member: str, change: bytes = b"") -> bool:
+        """Remove a member; True if this call removed it (so its leave is told once, and
+        ``change`` kept for the audience once)."""
+
+    @abc.abstractmethod
+    async def presence_of(self, session_id: int, user_ids: Iterable[int]) -> dict[str, bytes]:
+        """The live members of these users (the stage): member → info. Costs the number of
+        these users' connections, not the room's."""
+
+    @abc.abstractmethod
+    async def audience_page(self, session_id: int, after: int | None, limit: int) -> AudiencePage:
+        """The room's members in the order they joined, ``limit`` at a time."""
+
+    @abc.abstractmethod
+    async def audience_news(self, session_id: int, interval_ms: int) -> AudienceNews | None:
+        """The audience's count and changes for an `audience` event, at most one a room per
+        ``interval_ms`` over every process: None while the interval runs (ask again later)."""
 
     @abc.abstractmethod
     async def presence(self, session_id: int) -> dict[str, bytes]:

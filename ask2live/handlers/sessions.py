@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import orjson
+
 from ..errors import BadRequest, Invalid
 from ..models import SESSION_STATUSES
 from ..schedule import DESCRIPTION_MAX, RESERVATION_TARGET_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX
@@ -148,3 +150,27 @@ class TicketHandler(ApiHandler):
         session = await self.services.schedule.get(int_id(session_id), self.user)
         ticket, expires_at = await self.services.accounts.issue_ticket(self.token, self.user, session.id)
         self.send({"ticket": ticket, "expires_at": iso(expires_at)}, status=201)
+
+
+# An audience cursor: the position (join order) of the last person of the previous page.
+AUDIENCE_CURSOR_RE = re.compile(r"a([0-9]{1,15})")
+
+
+class AudienceHandler(ApiHandler):
+    """GET /api/sessions/{id}/audience?cursor=&limit=: who is in the live room, in the order
+    they came, a page at a time (the host only: a room of thousands is not a public list)."""
+
+    async def get(self, session_id: str) -> None:
+        session = await self.services.schedule.get(int_id(session_id), self.user)
+        limit = query_int(self.get_query_argument("limit", None), "limit", default=PAGE_DEFAULT, minimum=1,
+                          maximum=PAGE_MAX)
+        cursor = self.get_query_argument("cursor", None)
+        after = None
+        if cursor:
+            match = AUDIENCE_CURSOR_RE.fullmatch(cursor)
+            if match is None:
+                raise BadRequest("invalid_cursor", "The cursor is not one this server gave out.")
+            after = int(match.group(1))
+        page = await self.services.rooms.audience(session, self.user, after, limit)
+        self.send({"count": page.count, "items": [orjson.Fragment(e) for e in page.entries],
+                   "next_cursor": None if page.next is None else f"a{page.next}"})

@@ -16,6 +16,7 @@ the room by the cue sheet's change listener, through the log like everything els
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 
@@ -30,9 +31,12 @@ from ..store import Store
 from ..voice import Voice
 from . import commands
 from ..errors import Unavailable
+from ..cache.roomlog import AudiencePage
+from ..errors import Forbidden
+from .cue_cache import CACHE_MAX, RoomQuestions
 from .hub import CloseCode, Hub, LocalRoom, Member, TokenBucket, Transport
 from .outbox import Outbox
-from .question_events import question_event
+from .question_events import public_question, question_event
 from .roles import HOST, LISTENER, SPEAKER, role_of
 from .welcome import build_welcome, visible_history
 from ..wsframe import text_frame
@@ -41,6 +45,8 @@ __all__ = ["CloseCode", "HOST", "LISTENER", "LocalRoom", "Member", "Rooms", "SPE
 
 log = logging.getLogger(__name__)
 
+# The audience's first page in a welcome: the people who came first (the host pages on).
+AUDIENCE_PAGE = 20
 # History sent on join: enough to read back a few minutes of a busy chat.
 HISTORY_ON_JOIN = 100
 # The cue sheet part of the welcome: the top questions, as the host's list shows them.
@@ -130,21 +136,32 @@ class Rooms:
     # ------------------------------------------------------------------ join / leave / frames
 
     async def join(self, member: Member, session: Session, since: str | None) -> None:
+        """Admit a socket: its cost to the room is O(1) frames for the others (a listener
+        is told in the next `audience` event, not by an event of its own), and the welcome
+        it gets does not grow with the room (the stage, a count and a first page of names,
+        the cached top questions, the recent history)."""
+        started = time.perf_counter()
         sid, log_ = session.id, self.room_log
         room = await self.hub.open(sid, session.host.id, session.status)
         speakers = await log_.members(sid, "speakers")
+        hands = await log_.members(sid, "hands")
         member.role = role_of(member.user.id, session.host.id, speakers)
+        on_stage = member.role != LISTENER or member.user.id in hands
         member.pending = []
         member.bucket = TokenBucket(*self._rate)
         room.members[member.conn_id] = member
         info = {"user": member.user.to_json(), "role": member.role, "conn": member.conn_id}
-        connections = await log_.presence_add(sid, member.presence_key, orjson.dumps(info))
+        change = b"" if on_stage else orjson.dumps({"joined": {"user": info["user"], "conn": member.conn_id}})
+        connections = await log_.presence_add(sid, member.presence_key, orjson.dumps(info), change)
         cap = self._sockets_per_user
         if cap and len(connections) > cap:
             # Wherever the oldest sockets are: every process closes its own.
             for key in connections[:len(connections) - cap]:
                 await log_.notify(orjson.dumps({"kind": "close_member", "session": sid, "member": key}))
-        await self.hub.append(sid, "join", **info)
+        if on_stage:
+            await self.hub.append(sid, "join", **info)
+        else:
+            self.hub.audience_changed(sid)
 
         recovered = False
         if since is not None:
@@ -161,28 +178,46 @@ class Rooms:
         else:
             position = await log_.last_id(sid)
 
+        if room.questions is None:
+            # The first member of the room on this process: one cue-sheet query, then events.
+            loaded = await self.cuesheet.list(sid, None, "top", CACHE_MAX, 0)
+            if room.questions is None:
+                room.questions = RoomQuestions([public_question(q) for q in loaded], session.pinned_question_id)
+        stage = await log_.presence_of(sid, {session.host.id} | speakers | hands)
         welcome = build_welcome(
-            session=session, user=member.user, conn_id=member.conn_id,
-            presence=(await log_.presence(sid)).values(), speakers=speakers,
-            hands=await log_.members(sid, "hands"),
-            questions=await self.cuesheet.list(sid, member.user, "top", WELCOME_QUESTIONS, 0),
-            history=visible_history(history), position=position, resumed=since is not None,
-            recovered=recovered, voice_configured=self.voice.configured)
+            session=session, user=member.user, conn_id=member.conn_id, stage=stage.values(), speakers=speakers,
+            hands=hands, audience=await log_.audience_page(sid, None, AUDIENCE_PAGE),
+            questions=room.questions.top(WELCOME_QUESTIONS), history=visible_history(history), position=position,
+            resumed=since is not None, recovered=recovered, voice_configured=self.voice.configured)
         member.transport.send_frame(text_frame(welcome))
+        self.metrics.welcome_bytes.observe(len(welcome))
         position_key = parse_event_id(position) if position else (0, -1)
         waiting, member.pending = member.pending, None
         for event, frame in waiting:
             if event is None or event.key > position_key:
                 member.transport.send_frame(frame)
+        self.metrics.join_seconds.observe(time.perf_counter() - started)
 
     async def leave(self, member: Member) -> None:
         if not self.hub.remove(member):
             return
+        sid = member.session_id
         try:
-            if await self.room_log.presence_remove(member.session_id, member.presence_key):
-                await self.hub.append(member.session_id, "leave", user=member.user.to_json(), conn=member.conn_id)
+            on_stage = member.role != LISTENER or member.user.id in await self.room_log.members(sid, "hands")
+            change = b"" if on_stage else orjson.dumps({"left": {"user": member.user.to_json(), "conn": member.conn_id}})
+            if await self.room_log.presence_remove(sid, member.presence_key, change):
+                if on_stage:
+                    await self.hub.append(sid, "leave", user=member.user.to_json(), conn=member.conn_id)
+                else:
+                    self.hub.audience_changed(sid)
         except Exception as exc:  # the room log is down; presence expiry will tell the others
             log.warning("leave of %s not recorded: %s", member.presence_key, exc)
+
+    async def audience(self, session: Session, viewer: User, after: int | None, limit: int) -> AudiencePage:
+        """A page of who is in the room, in the order they came: for the host only."""
+        if viewer.id != session.host.id:
+            raise Forbidden("not_host", "Only the host may list who is in the room.")
+        return await self.room_log.audience_page(session.id, after, limit)
 
     async def handle(self, member: Member, message: str | bytes) -> None:
         await commands.handle(self, member, message)

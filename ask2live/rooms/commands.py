@@ -136,8 +136,7 @@ async def _voice_target(rooms: "Rooms", member: Member, user_id: int, *groups: s
         raise Conflict("is_host", "The host always has voice.")
     in_room = any([user_id in await rooms.room_log.members(sid, group) for group in groups])
     if not in_room:
-        prefix = f"{user_id}:"
-        in_room = any(key.startswith(prefix) for key in await rooms.room_log.presence(sid))
+        in_room = bool(await rooms.room_log.presence_of(sid, [user_id]))
     target = await rooms.store.get_user(user_id) if in_room else None
     if target is None:
         raise NotFound("user_not_in_room", f"User {user_id} is not in this room (connected or with a hand up).")

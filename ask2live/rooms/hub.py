@@ -19,12 +19,23 @@ from ..models import User
 from ..tasks import cancel_and_wait
 from ..voice import Voice
 from ..wsframe import text_frame
+from .cue_cache import RoomQuestions
 from .roles import HOST, LISTENER, SPEAKER
 
 log = logging.getLogger(__name__)
 
 # Presence: refresh our members in the shared log (and sweep those of dead processes).
 PRESENCE_REFRESH_SECONDS = 10.0
+
+# The audience (everyone not on stage) is told as one `audience` event per room at most this
+# often, whatever the arrival rate: a join costs the others O(1) frames, not O(N).
+AUDIENCE_INTERVAL_SECONDS = 1.0
+# Up to this many people in a room, and this many arrivals and departures since the last
+# event, an `audience` event names who came and went; past either, the count alone (a list
+# of a hundred arrivals is noise to a person, and bytes to every socket and every welcome's
+# history).
+AUDIENCE_NAMES_MAX = 50
+AUDIENCE_CHANGES_NAMED_MAX = 10
 
 
 class CloseCode:
@@ -96,6 +107,8 @@ class LocalRoom:
     host_id: int
     status: str
     members: dict[str, Member] = field(default_factory=dict)
+    # The room's public cue sheet (loaded with the first member on this process).
+    questions: RoomQuestions | None = None
 
 
 class Hub:
@@ -107,14 +120,20 @@ class Hub:
         self._metrics = metrics
         self._local: dict[int, LocalRoom] = {}
         self._task: asyncio.Task | None = None
+        self._audience_task: asyncio.Task | None = None
+        # Rooms whose audience changed here (someone joined or left, or expired) since their
+        # last `audience` event: whether or not a member is still here to see it.
+        self._audience_due: set[int] = set()
 
     async def start(self, notice: Notice | None = None) -> None:
         await self.room_log.start(self.deliver, notice)
         self._task = asyncio.create_task(self._presence_loop(), name="presence")
+        self._audience_task = asyncio.create_task(self._audience_loop(), name="audience")
 
     async def close(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+        for task in (self._task, self._audience_task):
+            if task is not None:
+                await cancel_and_wait(task)
         for room in list(self._local.values()):
             for member in list(room.members.values()):
                 member.transport.close_with(*CloseCode.GOING_AWAY)
@@ -143,20 +162,23 @@ class Hub:
     # ------------------------------------------------------------------ fan-out
 
     def deliver(self, session_id: int, events: list[Event]) -> None:
-        """Every event of a room, in log order, to every local socket: framed once."""
+        """Every event of a room, in log order, to every local socket: each framed once, and
+        the frames of one delivery written to a socket in one send."""
         room = self._local.get(session_id)
         if room is None:
             return
+        frames = [text_frame(event.to_json_bytes()) for event in events]
+        batch = frames[0] if len(frames) == 1 else b"".join(frames)
+        members = list(room.members.values())
+        for member in members:
+            if member.pending is not None:
+                member.pending.extend(zip(events, frames))
+            else:
+                member.transport.send_frame(batch)
+        self._metrics.fanout.observe(len(members))
+        self._metrics.frames.inc(len(members) * len(frames))
+        self._metrics.coalesced.observe(len(frames))
         for event in events:
-            frame = text_frame(event.to_json_bytes())
-            members = list(room.members.values())
-            for member in members:
-                if member.pending is not None:
-                    member.pending.append((event, frame))
-                else:
-                    member.transport.send_frame(frame)
-            self._metrics.fanout.observe(len(members))
-            self._metrics.frames.inc(len(members))
             if event.type == "chat" and event.origin and event.origin != self.room_log.origin:
                 # Appended by another process: its wall-clock ts to here.
                 sent_ms = orjson.loads(event.body)["ts"]
@@ -166,7 +188,12 @@ class Hub:
 
     def _apply(self, room: LocalRoom, event: Event) -> None:
         """Keep this process's view of the room in step with the events (all processes do)."""
-        if event.type in ("session_started", "session_ended"):
+        if event.type in ("question", "question_updated"):
+            if room.questions is not None:
+                room.questions.apply(event)
+        elif event.type == "audience":
+            self._metrics.audience.labels(str(room.session_id)).set(orjson.loads(event.body)["count"])
+        elif event.type in ("session_started", "session_ended"):
             room.status = "live" if event.type == "session_started" else "ended"
         elif event.type in ("voice_granted", "voice_revoked"):
             target = orjson.loads(event.body)["user"]["id"]
@@ -200,6 +227,11 @@ class Hub:
                 self.room_log.watch(session_id, last)
         return room
 
+    async def stage_users(self, room: LocalRoom) -> set[int]:
+        """The host, the speakers and those with a hand up: named in the room one by one."""
+        sid = room.session_id
+        return {room.host_id} | await self.room_log.members(sid, "speakers") | await self.room_log.members(sid, "hands")
+
     def remove(self, member: Member) -> bool:
         """Take a member out of its local room; False if it was not in it."""
         room = self._local.get(member.session_id)
@@ -208,7 +240,31 @@ class Hub:
         if not room.members:
             del self._local[member.session_id]
             self.room_log.unwatch(member.session_id)
+            try:
+                self._metrics.audience.remove(str(member.session_id))
+            except KeyError:
+                pass
         return True
+
+    def audience_changed(self, session_id: int) -> None:
+        self._audience_due.add(session_id)
+
+    async def _audience_loop(self) -> None:
+        """One `audience` event per room and interval, for the rooms whose audience changed
+        here (the log decides which process tells it: one a room per interval)."""
+        interval_ms = int(AUDIENCE_INTERVAL_SECONDS * 1000)
+        while True:
+            await asyncio.sleep(AUDIENCE_INTERVAL_SECONDS)
+            for sid in list(self._audience_due):
+                try:
+                    news = await self.room_log.audience_news(sid, interval_ms)
+                    if news is None:
+                        continue  # told by another process moments ago: next round
+                    self._audience_due.discard(sid)
+                    if news.new:
+                        await self.append(sid, "audience", **audience_fields(news.count, news.changes))
+                except Exception as exc:
+                    log.warning("audience of room %s: %s", sid, exc)
 
     async def _presence_loop(self) -> None:
         while True:
@@ -218,6 +274,20 @@ class Hub:
                     await self.room_log.presence_refresh(sid, [m.presence_key for m in room.members.values()])
                     for key in await self.room_log.presence_expired(sid):
                         user_id, conn = key.split(":", 1)
-                        await self.append(sid, "leave", user={"id": int(user_id)}, conn=conn, reason="expired")
+                        if int(user_id) in await self.stage_users(room):
+                            await self.append(sid, "leave", user={"id": int(user_id)}, conn=conn, reason="expired")
+                        else:
+                            self._audience_due.add(sid)
                 except Exception as exc:
                     log.warning("presence refresh of room %s: %s", sid, exc)
+
+
+def audience_fields(count: int, changes: list[bytes]) -> dict:
+    """An `audience` event's fields: the count, and who came and went if the room is small."""
+    if count > AUDIENCE_NAMES_MAX or len(changes) > AUDIENCE_CHANGES_NAMED_MAX:
+        return {"count": count, "named": False, "joined": [], "left": []}
+    joined, left = [], []
+    for raw in changes:
+        change = orjson.loads(raw)
+        (joined if "joined" in change else left).append(change.get("joined") or change.get("left"))
+    return {"count": count, "named": True, "joined": joined, "left": left}

@@ -7,8 +7,9 @@ from typing import Iterable
 
 import orjson
 
+from ..cache.roomlog import AudiencePage
 from ..events import Event
-from ..models import Question, Session, User
+from ..models import Session, User
 from .roles import role_of
 
 
@@ -51,25 +52,30 @@ def visible_history(events: list[Event]) -> list[Event]:
     return visible
 
 
-def build_welcome(*, session: Session, user: User, conn_id: str, presence: Iterable[bytes],
-                  speakers: set[int], hands: set[int], questions: list[Question], history: list[Event],
+def build_welcome(*, session: Session, user: User, conn_id: str, stage: Iterable[bytes], speakers: set[int],
+                  hands: set[int], audience: AudiencePage, questions: bytes, history: list[Event],
                   position: str | None, resumed: bool, recovered: bool, voice_configured: bool) -> bytes:
-    """``presence``: each connection's info as stored at join (its role is recomputed here:
-    roles change after joining)."""
+    """``stage``: the connections of the host, the speakers and those with a hand up, each
+    info as stored at join (roles are recomputed here: they change after joining);
+    ``audience``: the room's count and first page; ``questions``: the encoded top list.
+    Nothing here grows with the room's size."""
     host_id = session.host.id
-    people = []
-    for raw in presence:
+
+    def with_role(raw: bytes) -> dict:
         entry = orjson.loads(raw)
         entry["role"] = role_of(entry["user"]["id"], host_id, speakers)
-        people.append(entry)
+        return entry
+
     return orjson.dumps({
         "type": "welcome",
         "session": session.to_json(),
         "you": {"user": user.to_json(), "role": role_of(user.id, host_id, speakers), "conn": conn_id},
-        "presence": people,
+        "stage": [with_role(raw) for raw in stage],
+        "audience": {"count": audience.count, "people": [with_role(raw) for raw in audience.entries],
+                     "next": audience.next},
         "speakers": sorted(speakers),
         "hands": sorted(hands),
-        "questions": [q.to_json(user.id) for q in questions],
+        "questions": orjson.Fragment(questions),
         "history": [orjson.Fragment(e.to_json_bytes()) for e in history],
         "position": position,
         "resumed": resumed,
