@@ -105,7 +105,11 @@ def make_room_log(config: Config, store: Store) -> RoomLog:
     if config.persistence == "sync":
         return SyncRoomLog(store)
     if config.redis_url:
+        # One consumer per process, kept across its restarts: a worker restarted with the
+        # same index finds the entries it had read and not yet flushed.
         consumer = f"{socket.gethostname()}:{config.port}"
+        if config.worker is not None:
+            consumer += f":{config.worker}"
         return RedisRoomLog(config.redis_url, store, prefix=config.redis_prefix, consumer=consumer)
     return MemoryRoomLog(store)
 
@@ -120,7 +124,7 @@ def make_throttle(config: Config) -> Throttle:
 @asynccontextmanager
 async def running_services(config: Config) -> AsyncIterator[Services]:
     """Open the store and the room log, build every service; close them on the way out."""
-    store = await open_store(config.mysql_url, config.data_dir)
+    store = await open_store(config.mysql_url, config.data_dir, config.mysql_pool_size)
     try:
         schedule = Schedule(store)
         cuesheet = CueSheet(store, schedule, IdAllocator(store, "questions"))

@@ -12,6 +12,7 @@ from typing import Mapping
 
 from .accounts import LOGIN_ADDRESS_LIMIT, LOGIN_LIMIT, SCRYPT_N, SIGNUP_LIMIT
 from .httpserver import BODY_TIMEOUT, HEADER_TIMEOUT, IDLE_TIMEOUT, MAX_CONNECTIONS_PER_IP
+from .store.engines import MYSQL_POOL_SIZE
 from .writebehind import FLUSH_INTERVAL
 
 DEFAULT_PORT = 8888
@@ -77,6 +78,13 @@ class Config:
     idle_timeout: float = IDLE_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     max_connections_per_ip: int = MAX_CONNECTIONS_PER_IP
+    # Processes serving the port (workers.py); 0: one per core. More than one needs MySQL
+    # and Redis: the embedded room log and SQLite store belong to one process.
+    workers: int = 1
+    # This process's index among the workers; None: the only process (no --workers).
+    worker: int | None = None
+    # Connections each process keeps to MySQL (store/engines.py gives the default's reason).
+    mysql_pool_size: int = MYSQL_POOL_SIZE
     extra: dict = field(default_factory=dict)
 
 
@@ -119,6 +127,13 @@ def non_negative(value: str) -> int:
     return number
 
 
+def positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return number
+
+
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> None:
     def env_default(name: str, default: str | None = None) -> str | None:
         return env.get(ENV_PREFIX + name, default)
@@ -131,6 +146,12 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
                         help="mysql://user:pass@host:3306/db; unset: embedded SQLite ($ASK2LIVE_MYSQL_URL)")
     parser.add_argument("--redis-url", default=env_default("REDIS_URL"),
                         help="redis://host:6379/0; unset: in-process room log ($ASK2LIVE_REDIS_URL)")
+    parser.add_argument("--workers", type=non_negative, default=env_default("WORKERS", "1"),
+                        help="processes serving the port; 0: one per core; more than one needs --mysql-url "
+                             "and --redis-url ($ASK2LIVE_WORKERS)")
+    parser.add_argument("--mysql-pool-size", type=positive,
+                        default=env_default("MYSQL_POOL_SIZE", str(MYSQL_POOL_SIZE)),
+                        help="MySQL connections per process ($ASK2LIVE_MYSQL_POOL_SIZE)")
     parser.add_argument("--redis-prefix", default=env_default("REDIS_PREFIX", "ask2live"),
                         help="prefix of every Redis key ($ASK2LIVE_REDIS_PREFIX)")
     # No env default for the two secret flags: config_from_args() reads the variables, so
@@ -194,6 +215,9 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
 
 def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config:
     data_dir = Path(args.data_dir)
+    if args.workers != 1 and not (args.mysql_url and args.redis_url and args.persistence == "writebehind"):
+        raise ValueError(f"--workers {args.workers} needs --mysql-url and --redis-url (and the writebehind "
+                         "persistence): without them the room log and the store live in one process")
     secret = choose_secret(args, env) or load_secret(data_dir)
     origins = args.allowed_origin
     if origins is None:
@@ -225,6 +249,8 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> Config
         idle_timeout=args.idle_timeout,
         body_timeout=args.body_timeout,
         max_connections_per_ip=args.max_connections_per_ip,
+        workers=args.workers,
+        mysql_pool_size=args.mysql_pool_size,
     )
 
 

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import orjson
 import tornado.httpserver
 import tornado.iostream
+import tornado.netutil
 from tornado import gen, httputil
 from tornado.ioloop import IOLoop
 
@@ -96,6 +97,14 @@ ACCEPT_RETRY_SECONDS = 0.5
 # in the kernel's buffer, not yet read.
 REAP_BATCH = 32
 REAP_MIN_WAIT = 1.0
+# The kernel's queue of connections waiting for accept() on the listening socket. Tornado's
+# default, 128, overflowed in a join storm (an audience joining at once while the process
+# was busy sending welcomes: 340 connection attempts dropped, each retried by the client
+# after a second or more of SYN back-off); 1024 holds a full hall arriving within the
+# same moment, per process. The kernel silently caps it at net.core.somaxconn
+# (SOMAXCONN_FILE), which the start-up log shows: raise that sysctl if it is lower.
+LISTEN_BACKLOG = 1024
+SOMAXCONN_FILE = "/proc/sys/net/core/somaxconn"
 # Connections taken per readiness event, as Tornado does (its listen backlog): enough to
 # drain a burst, few enough that the loop's other work is not starved.
 ACCEPT_BATCH = 128
@@ -452,6 +461,22 @@ class Server(tornado.httpserver.HTTPServer):
             pass  # the client went away, or took too long: nothing more to tell it
         finally:
             stream.close()
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """The listening sockets, with LISTEN_BACKLOG; bound before any worker is forked, so
+    that every worker accepts from the same ones."""
+    return tornado.netutil.bind_sockets(port, address=host, backlog=LISTEN_BACKLOG)
+
+
+def effective_backlog(requested: int = LISTEN_BACKLOG) -> tuple[int, int | None]:
+    """(the backlog the kernel grants, its cap net.core.somaxconn or None if unreadable)."""
+    try:
+        with open(SOMAXCONN_FILE) as f:
+            cap = int(f.read().strip())
+    except (OSError, ValueError):
+        return requested, None
+    return min(requested, cap), cap
 
 
 def make_server(app: Any, config: Any, body_max: int) -> Server:

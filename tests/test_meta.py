@@ -323,7 +323,7 @@ def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts
     data_dir = tmp_path / "data"  # does not exist yet: the server makes it
     server = ServeProcess(EMBEDDED, tmp=tmp_path, data_dir=data_dir)
     try:
-        assert server.health == {"ok": True, "store": "sqlite"}
+        assert server.health == {"ok": True, "store": "sqlite", "pid": server.proc.pid}
         secret_file = data_dir / "secret"
         assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
         secret = secret_file.read_text()
@@ -360,7 +360,7 @@ def test_serve_uses_mysql_when_the_env_var_names_it(tmp_path):
     try:
         # The embedded set-up's flags (no --mysql-url): the variable alone picks MariaDB.
         server = ServeProcess(EMBEDDED, tmp=tmp_path, env={"ASK2LIVE_MYSQL_URL": f"{MYSQL_SERVER}/{database}"})
-        assert server.health == {"ok": True, "store": "mysql"}
+        assert server.health == {"ok": True, "store": "mysql", "pid": server.proc.pid}
         sign_up_and_log_in(server.url, "in_mysql")
         conn = mysql_connect(database)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ class HealthHandler(ApiHandler):
     requires_login = False
 
     async def get(self) -> None:
-        self.send({"ok": True, "store": self.services.store.engine.name})
+        # pid: which process answered (several serve one port with --workers).
+        self.send({"ok": True, "store": self.services.store.engine.name, "pid": os.getpid()})
 
 
 class MetricsHandler(ApiHandler):

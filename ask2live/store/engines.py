@@ -30,9 +30,10 @@ T = TypeVar("T")
 MYSQL_RETRYABLE_ERRORS = {1213, 1205}
 MYSQL_MAX_ATTEMPTS = 3
 
-# Ten connections per process: the event loop is single-threaded, so more connections
-# only help while earlier ones wait on disk; ten keeps MariaDB's default max_connections
-# (151) safe for a dozen processes.
+# Ten connections per process (--mysql-pool-size): the event loop is single-threaded, so
+# more connections only help while earlier ones wait on disk; ten keeps MariaDB's default
+# max_connections (151) safe for a dozen processes, workers included (--workers N on M
+# machines holds up to N * M * this many).
 MYSQL_POOL_SIZE = 10
 
 SCHEMA_DIR = Path(__file__).resolve().parent
@@ -114,7 +115,7 @@ class MysqlEngine:
         self._pool = pool
 
     @classmethod
-    async def open(cls, url: str) -> "MysqlEngine":
+    async def open(cls, url: str, pool_size: int = MYSQL_POOL_SIZE) -> "MysqlEngine":
         import aiomysql
         import pymysql
         from pymysql.constants import CLIENT
@@ -143,7 +144,7 @@ class MysqlEngine:
             charset="utf8mb4",
             autocommit=False,
             minsize=1,
-            maxsize=MYSQL_POOL_SIZE,
+            maxsize=pool_size,
             pool_recycle=3600,
             # READ COMMITTED: no gap locks, so concurrent inserts into the same session's
             # rows do not deadlock each other; every invariant we keep is row-level.
@@ -316,8 +317,8 @@ class SqliteEngine:
         self._executor.shutdown(wait=True)
 
 
-async def open_engine(mysql_url: str | None, data_dir: Path) -> Engine:
+async def open_engine(mysql_url: str | None, data_dir: Path, pool_size: int = MYSQL_POOL_SIZE) -> Engine:
     if mysql_url:
-        return await MysqlEngine.open(mysql_url)
+        return await MysqlEngine.open(mysql_url, pool_size)
     return await SqliteEngine.open(data_dir / "ask2live.sqlite3")
 
