@@ -26,7 +26,7 @@ NODE = shutil.which("node") or shutil.which("nodejs")
 # as its type only (ids, times, tokens and connection ids differ from run to run).
 KEPT_VALUES = {"type", "action", "code", "role", "text", "value", "status", "resumed", "recovered", "anonymous",
                "answered", "hidden", "pinned", "deleted", "mine", "voted", "votes", "username", "configured",
-               "client_msg_id"}
+               "client_msg_id", "named"}
 
 
 @pytest.mark.skipif(NODE is None, reason="needs Node.js (apt-get install nodejs)")

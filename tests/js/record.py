@@ -160,6 +160,18 @@ def of_type(kind: str) -> Callable[[dict], bool]:
     return lambda frame: frame.get("type") == kind
 
 
+def audience(joined: "Person | None" = None, left: "Person | None" = None) -> Callable[[dict], bool]:
+    """The `audience` event that names ``joined`` coming in or ``left`` going (the room tells
+    a listener's join or leave at most once a second, in one such event)."""
+    def accept(frame: dict) -> bool:
+        if frame.get("type") != "audience":
+            return False
+        if joined is not None and joined.user["id"] not in [p["user"]["id"] for p in frame["joined"]]:
+            return False
+        return left is None or left.user["id"] in [p["user"]["id"] for p in frame["left"]]
+    return accept
+
+
 def event(event_id: str) -> Callable[[dict], bool]:
     return lambda frame: frame.get("id") == event_id
 
@@ -180,13 +192,19 @@ def record(base: str) -> dict[str, dict]:
     first = answer["question"]["id"]
 
     # The two pages open, as the web client does: the session, its cue sheet, the room.
+    # A listener's join is told in the next `audience` event: each is waited for, so that
+    # the recording is the same every time.
     for person in (minji, joon):
         person.rest("GET", f"/api/sessions/{sid}")
         person.rest("GET", f"/api/sessions/{sid}/questions?sort=top&limit=100")
         person.connect(sid, None)
+    minji.wait(audience(joined=joon), "joon's arrival")
     sora.connect(sid, None)
     for person in (minji, joon):
-        person.wait(of_type("join"), "sora's join")
+        person.wait(audience(joined=sora), "sora's arrival")
+    # The host pages through the room.
+    minji.rest("GET", f"/api/sessions/{sid}/audience?limit=2")
+    minji.rest("GET", f"/api/sessions/{sid}/audience?cursor={minji.steps[-1]['answer']['next_cursor']}&limit=2")
 
     # Scheduled: an anonymous question over the socket, votes over the socket.
     anon = joon.send({"type": "question", "text": "Will you share the deck?", "anonymous": True})
@@ -256,17 +274,17 @@ def record(base: str) -> dict[str, dict]:
 
     # joon drops, misses a line, and resumes from the last event seen: recovered.
     joon.disconnect()
-    minji.wait(of_type("leave"), "joon's leave")
+    minji.wait(audience(left=joon), "joon's departure")
     minji.send({"type": "chat", "text": "while you were away"})
     joon.connect(sid, joon.last_id)
-    minji.wait(of_type("join"), "joon's join")
+    minji.wait(audience(joined=joon), "joon's return")
 
     # joon drops again and comes back with a position the room never handed out: not
     # recovered, the history replaces the chat.
     joon.disconnect()
-    minji.wait(of_type("leave"), "joon's second leave")
+    minji.wait(audience(left=joon), "joon's second departure")
     joon.connect(sid, FAR_FUTURE_ID, forced="a position the room never handed out, as after a Redis rollback")
-    minji.wait(of_type("join"), "joon's second join")
+    minji.wait(audience(joined=joon), "joon's second return")
     line = joon.send({"type": "chat", "text": "back again"})
     minji.wait(event(line["id"]), "joon's line")
 
@@ -274,7 +292,7 @@ def record(base: str) -> dict[str, dict]:
     # final cue sheet over REST, as the ended page does.
     sora.disconnect()
     for person in (minji, joon):
-        person.wait(of_type("leave"), "sora's leave")
+        person.wait(audience(left=sora), "sora's departure")
     minji.send({"type": "end"}, wait=of_type("session_ended"))
     joon.wait(of_type("session_ended"), "the end")
     for person in (minji, joon):
@@ -282,7 +300,7 @@ def record(base: str) -> dict[str, dict]:
         person.rest("GET", f"/api/sessions/{sid}/questions?sort=top&limit=100")
 
     about = ("A whole session on a real server, as {} saw it (recorded by tests/js/record.py): a "
-             "pre-question, an anonymous question and votes before the start, going live, chat, a pin, "
+             "pre-question, arrivals told in audience events, the host listing the room, an anonymous question and votes before the start, going live, chat, a pin, "
              "a question hidden and shown again, a raised hand, voice granted and revoked, refusals, "
              "REST changes, a deleted line, a recovered resume and one that is not, the end.")
     return {

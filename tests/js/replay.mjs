@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 
 import { Room } from "../../ask2live/static/js/room.js";
 import {
-  applyEvent, applyWelcome, askedOverSocket, initialState, mergeSession, questionRemoved, questionSaved,
+  applyEvent, applyWelcome, askedOverSocket, audienceListed, initialState, mergeSession, questionRemoved, questionSaved,
   questionsLoaded,
 } from "../../ask2live/static/js/session-state.js";
 
@@ -39,6 +39,7 @@ export function plain(state) {
 function applyRest(state, me, step) {
   const [method, path] = step.rest.split(" ");
   const answer = step.answer;
+  if (path.includes("/audience")) return audienceListed(state, answer, { more: path.includes("cursor=") });
   if (answer && answer.session) return state ? mergeSession(state, answer.session) : initialState(me, answer.session);
   if (answer && answer.items) return questionsLoaded(state, answer.items);
   if (answer && answer.question) return questionSaved(state, answer.question);

@@ -6,14 +6,15 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  CHAT_KEEP, applyEvent, applyWelcome, chatLines, initialState, isHost, myRole, people, pinnedQuestion, questionSaved,
-  roleOf, sortedQuestions,
+  CHAT_KEEP, applyEvent, applyWelcome, audienceCount, audienceListClosed, audienceNames, chatLines, initialState, isHost,
+  myRole, people, pinnedQuestion, questionSaved, roleOf, sortedQuestions,
 } from "../../ask2live/static/js/session-state.js";
 import { fixture, plain, received, replay, sent, stepIndex } from "./replay.mjs";
 
 const guest = fixture("whole-session-guest.json").steps;
 const host = fixture("whole-session-host.json").steps;
 
+const names = (users) => users.map((u) => u.username);
 const upTo = (steps, accept, from = 0) => replay(steps.slice(0, stepIndex(steps, accept, from) + 1));
 const texts = (state) => state.chat.map((line) => line.text);
 const questionText = (state, text) => [...state.questions.values()].find((q) => q.text === text);
@@ -32,7 +33,7 @@ test("a part that an event leaves alone is the same object after it", () => {
   const chat = guest.find(received((f) => f.type === "chat")).receive;
   const next = applyEvent(state, chat, { replay: false });
   assert.notEqual(next.chat, state.chat);
-  for (const part of ["session", "questions", "presence", "speakers", "hands", "myAsks"]) {
+  for (const part of ["session", "questions", "stage", "audience", "speakers", "hands", "myAsks"]) {
     assert.equal(next[part], state[part], part);
   }
 });
@@ -44,13 +45,59 @@ test("the page opens on the REST cue sheet, then the welcome's room", () => {
   assert.equal(state.voiceConfigured, true);
   assert.deepEqual(visible(state), [FIRST]);
   assert.equal(questionText(state, FIRST).mine, true);
-  assert.deepEqual(people(state).map((u) => u.username), ["minji", "joon"]);
+  assert.deepEqual(names(people(state)), ["minji"], "the stage: the host");
+  assert.deepEqual(names(audienceNames(state)), ["joon"], "a small room's audience, by name");
+  assert.equal(audienceCount(state), 2);
   assert.deepEqual(state.chat, [], "joins make no chat lines");
 });
 
-test("someone joining shows in the people list", () => {
-  const { state } = upTo(guest, received((f) => f.type === "join"));
-  assert.deepEqual(people(state).map((u) => u.display_name), ["김민지", "Joon", "Sora"]);
+test("someone joining the audience comes in an audience event: the count, and the name in a small room", () => {
+  const { state } = upTo(guest, received((f) => f.type === "audience" && f.count === 3));
+  assert.deepEqual(people(state).map((u) => u.display_name), ["김민지"]);
+  assert.deepEqual(audienceNames(state).map((u) => u.display_name), ["Joon", "Sora"]);
+  assert.equal(audienceCount(state), 3);
+});
+
+test("an audience event that names nobody keeps the count and stops naming the audience", () => {
+  const { state } = upTo(guest, received((f) => f.type === "audience" && f.count === 3));
+  const event = { ...guest.find(received((f) => f.type === "audience" && f.count === 3)).receive };
+  const next = applyEvent(state, { ...event, id: "99999999999998-0", count: 120, named: false, joined: [], left: [] });
+  assert.equal(audienceCount(next), 120);
+  assert.equal(audienceNames(next), null, "unknown: only the count shows");
+  assert.equal(next.stage, state.stage);
+  assert.deepEqual(names(people(next)), ["minji"]);
+});
+
+test("a stage join and leave move the count until the next audience event", () => {
+  const { state } = upTo(guest, received((f) => f.type === "audience" && f.count === 3));
+  const speaker = { id: 50, username: "mina", display_name: "Mina" };
+  const joined = applyEvent(state, { type: "join", id: "99999999999998-0", ts: 0, user: speaker, role: "speaker", conn: "c50" });
+  assert.equal(audienceCount(joined), 4);
+  const left = applyEvent(joined, { type: "leave", id: "99999999999998-1", ts: 0, user: speaker, conn: "c50" });
+  assert.equal(audienceCount(left), 3);
+  assert.equal(applyEvent(left, { type: "leave", id: "99999999999998-2", ts: 0, user: speaker, conn: "c50" }).audience.count, 3,
+    "a leave of a connection not known is not counted twice");
+});
+
+test("the host pages through the room: a first page, then more from next_cursor", () => {
+  const first = upTo(host, (step) => Boolean(step.rest) && step.rest.includes("/audience?limit")).state;
+  assert.deepEqual(first.audienceList.items.map((p) => p.user.username), ["minji", "joon"]);
+  assert.equal(typeof first.audienceList.next, "string");
+  assert.equal(first.audienceList.count, 3);
+  const all = upTo(host, (step) => Boolean(step.rest) && step.rest.includes("/audience?cursor")).state;
+  assert.deepEqual(all.audienceList.items.map((p) => p.user.username), ["minji", "joon", "sora"]);
+  assert.equal(all.audienceList.next, null);
+  assert.equal(audienceListClosed(all).audienceList, null);
+});
+
+test("a live welcome's public questions keep what the page knew of mine and voted", () => {
+  const { state } = upTo(guest, received((f) => f.type === "welcome" && f.recovered));
+  const welcome = guest.find(received((f) => f.type === "welcome" && f.recovered)).receive;
+  assert.equal("mine" in welcome.questions[0], false, "the welcome's questions are the public form");
+  assert.equal(questionText(state, FIRST).mine, true);
+  assert.equal(questionText(state, FIRST).voted, true);
+  assert.equal(questionText(state, ANONYMOUS).mine, true);
+  assert.equal(questionText(state, REMOTE).mine, false);
 });
 
 test("an anonymous question asked over the socket is mine by its client_msg_id, for me only", () => {
@@ -139,7 +186,8 @@ test("a hidden question: the host keeps it, marked; the others lose it, and get 
 test("a raised hand, then voice granted and revoked, for the guest and as the host sees it", () => {
   const raised = upTo(guest, received((f) => f.type === "hand_raised")).state;
   assert.deepEqual([...raised.hands], [2]);
-  assert.equal(people(raised)[1].username, "joon", "a raised hand comes before the others");
+  assert.deepEqual(names(people(raised)), ["minji", "joon"], "a raised hand is on the stage");
+  assert.deepEqual(names(audienceNames(raised)), ["sora"]);
 
   const granted = upTo(guest, received((f) => f.type === "voice_granted")).state;
   assert.deepEqual([...granted.hands], []);
@@ -202,8 +250,10 @@ test("a resume asks from the last event seen, and the catch-up adds what was mis
   assert.equal(lines.filter((t) => t === "while you were away").length, 1);
   assert.equal(lines.includes("buy cheap followers"), false);
   assert.equal(new Set(state.chat.map((line) => line.id)).size, state.chat.length, "nothing twice");
-  assert.deepEqual(people(state).map((u) => u.username), ["minji", "joon", "sora"]);
-  assert.equal(state.presence.size, 3, "the dropped connection is gone, the new one is in");
+  assert.deepEqual(names(people(state)), ["minji"]);
+  assert.deepEqual(names(audienceNames(state)), ["joon", "sora"]);
+  assert.equal(audienceCount(state), 3, "the dropped connection is gone, the new one is in");
+  assert.equal(state.audience.people.size, 3);
 });
 
 test("a resume that is not recovered starts the chat over from the welcome's history", () => {
@@ -218,7 +268,7 @@ test("a resume that is not recovered starts the chat over from the welcome's his
   assert.equal(room.lastId, welcome.position, "positions count from the welcome again");
 });
 
-test("a live page takes the welcome's cue sheet, presence and hands as they are", () => {
+test("a live page takes the welcome's cue sheet, stage and hands as they are", () => {
   const { state } = upTo(guest, received((f) => f.type === "welcome" && f.recovered));
   const welcome = guest.find(received((f) => f.type === "welcome" && f.recovered)).receive;
   const stale = questionSaved(state, { ...questionText(state, FIRST), id: 999, text: "deleted while away" });
@@ -230,7 +280,7 @@ test("a live page takes the welcome's cue sheet, presence and hands as they are"
 
 test("replayed history adds to the chat only: the welcome's room is newer", () => {
   const { state } = upTo(guest, received((f) => f.type === "welcome" && f.recovered));
-  const join = guest.find(received((f) => f.type === "join")).receive;
+  const join = guest.find(received((f) => f.type === "audience")).receive;
   const hand = guest.find(received((f) => f.type === "hand_raised")).receive;
   const pin = guest.find(received((f) => f.action === "pin")).receive;
   for (const event of [join, hand, pin]) {
@@ -273,7 +323,9 @@ test("the host's page sees the whole room", () => {
   assert.deepEqual(texts(state).filter((t) => t !== undefined),
     ["안녕하세요 👋", "Welcome, everyone!", "Joon can speak now.", "Joon’s voice was turned off.", "while you were away",
       "back again", "The session has ended."]);
-  assert.deepEqual(people(state).map((u) => u.username), ["minji", "joon"]);
+  assert.deepEqual(names(people(state)), ["minji"]);
+  assert.deepEqual(names(audienceNames(state)), ["joon"]);
+  assert.equal(audienceCount(state), 2, "sora has gone");
 });
 
 test("an event seen already is dropped, however often it comes", () => {

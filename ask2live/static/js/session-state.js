@@ -18,7 +18,15 @@ export function initialState(me, session) {
     // The pinned question's id: moved by question events, so kept apart from the session.
     pinned: null,
     questions: new Map(), // id → question, with this user's "mine" and "voted"
-    presence: new Map(), // conn → {user, role, conn}: one entry per open connection
+    // The stage: conn → {user, role, conn} of the host, speakers and raised hands (from the
+    // welcome's stage and join/leave events; a hand raised by someone whose connection we
+    // have not been told of is kept under "hand:<user id>").
+    stage: new Map(),
+    // Everyone in the room (stage included), connections counted: ``people`` is conn →
+    // {user, conn} of those we know by name (the welcome's first page and the `audience`
+    // events that name who came and went); ``complete``: that is all of them.
+    audience: { count: 0, people: new Map(), complete: true },
+    audienceList: null, // the host's list of the room, page by page: {items, next, count}
     speakers: new Set(), // ids of users granted voice (never the host: the host always has it)
     hands: new Set(), // ids of users with a raised hand
     chat: [], // confirmed chat lines and room notes, in order
@@ -52,16 +60,38 @@ export function myRole(state) {
   return roleOf(state, state.me);
 }
 
-// Everyone in the room once (a user with two tabs has two connections): the host, then
-// speakers, then raised hands, then the rest, each by name.
-export function people(state) {
+function rankOf(state, user) {
+  return user.id === state.session.host.id ? 0 : state.speakers.has(user.id) ? 1 : state.hands.has(user.id) ? 2 : 3;
+}
+
+// Everyone we know by name to be in the room, once each (a user with two tabs has two
+// connections).
+function present(state) {
   const byUser = new Map();
-  for (const entry of state.presence.values()) {
-    if (!entry.user || !entry.user.display_name) continue;
-    byUser.set(entry.user.id, entry.user);
+  for (const entries of [state.stage.values(), state.audience.people.values()]) {
+    for (const entry of entries) {
+      if (entry.user && entry.user.display_name && !byUser.has(entry.user.id)) byUser.set(entry.user.id, entry.user);
+    }
   }
-  const rank = (u) => (u.id === state.session.host.id ? 0 : state.speakers.has(u.id) ? 1 : state.hands.has(u.id) ? 2 : 3);
-  return [...byUser.values()].sort((a, b) => rank(a) - rank(b) || a.display_name.localeCompare(b.display_name));
+  return byUser;
+}
+
+const byRankAndName = (state) => (a, b) => rankOf(state, a) - rankOf(state, b) || a.display_name.localeCompare(b.display_name);
+
+// The stage, each person once: the host, then speakers, then raised hands, each by name.
+export function people(state) {
+  return [...present(state).values()].filter((u) => rankOf(state, u) < 3).sort(byRankAndName(state));
+}
+
+// The rest of the room by name, when we know all of them (a small room), else null.
+export function audienceNames(state) {
+  if (!state.audience.complete) return null;
+  return [...present(state).values()].filter((u) => rankOf(state, u) === 3).sort(byRankAndName(state));
+}
+
+// How many connections are in the room (the stage's included).
+export function audienceCount(state) {
+  return state.audience.count;
 }
 
 // The questions to show, in the order ``sort`` ("top" or "recent") asks for: hidden ones
@@ -108,6 +138,18 @@ export function mergeSession(state, session) {
   return { ...state, session: { ...state.session, ...rest }, pinned: pinned === undefined ? state.pinned : pinned ?? null };
 }
 
+// A page of GET /api/sessions/{id}/audience (the host's "Show everyone"): the first page
+// starts the list, a ``more`` page (from a next_cursor) goes after what was loaded.
+export function audienceListed(state, answer, { more = false } = {}) {
+  const items = more && state.audienceList ? [...state.audienceList.items, ...answer.items] : answer.items;
+  return { ...state, audienceList: { items, next: answer.next_cursor ?? null, count: answer.count } };
+}
+
+// The host closed the list.
+export function audienceListClosed(state) {
+  return { ...state, audienceList: null };
+}
+
 // The cue sheet as GET /api/sessions/{id}/questions listed it: it replaces ours.
 export function questionsLoaded(state, items) {
   return { ...state, questions: new Map(items.map((q) => [q.id, q])), pinned: items.find((q) => q.pinned)?.id ?? null };
@@ -148,20 +190,37 @@ export function addNote(state, text, event = null, now = 0) {
 // ``recovered``: its history is every event since the page's last one (always true when
 // fresh). The welcome's history follows as events, with replay set.
 export function applyWelcome(state, frame, { fresh, recovered, now = 0 }) {
+  // The welcome's questions are the public form (everyone's, without "mine" and "voted",
+  // hidden ones left out): what we know of "mine" and "voted" (the REST cue sheet, our own
+  // events) is kept.
+  const known = (q) => {
+    const old = state.questions.get(q.id);
+    return { mine: false, voted: false, ...(old ? { mine: old.mine, voted: old.voted } : {}), ...q };
+  };
   let questions = state.questions;
   if (state.session.status === "live") {
-    // The snapshot at join time is the truth for the live cue sheet.
-    questions = new Map(frame.questions.map((q) => [q.id, q]));
+    // The snapshot at join time is the truth for the live cue sheet; the host keeps the
+    // hidden ones it knows of (the page loads the REST cue sheet again after a reconnect).
+    questions = new Map(frame.questions.map((q) => [q.id, known(q)]));
+    if (isHost(state)) {
+      for (const q of state.questions.values()) if (q.hidden && !questions.has(q.id)) questions.set(q.id, q);
+    }
   } else if (fresh) {
     // Before the start the REST list (all of it, not just the welcome's top 50) is the
     // truth; the welcome's questions go on top of what it has loaded so far.
     questions = new Map(questions);
-    for (const q of frame.questions) questions.set(q.id, q);
+    for (const q of frame.questions) questions.set(q.id, known(q));
   }
+  const audience = frame.audience || { count: 0, people: [], next: null };
   let next = {
     ...state,
     voiceConfigured: Boolean(frame.voice && frame.voice.configured),
-    presence: new Map(frame.presence.map((p) => [p.conn, p])),
+    stage: new Map(frame.stage.map((p) => [p.conn, p])),
+    audience: {
+      count: audience.count,
+      people: new Map(audience.people.map((p) => [p.conn, { user: p.user, conn: p.conn }])),
+      complete: audience.next === null || audience.next === undefined,
+    },
     speakers: new Set(frame.speakers),
     hands: new Set(frame.hands),
     questions,
@@ -173,8 +232,8 @@ export function applyWelcome(state, frame, { fresh, recovered, now = 0 }) {
 }
 
 // One event, live or (``replay``) from a welcome's history. History and catch-up come with
-// the welcome, whose presence, hands, speakers, cue sheet and session are newer than any of
-// them: replayed events add to the chat only.
+// the welcome, whose stage, audience, hands, speakers, cue sheet and session are newer than
+// any of them: replayed events add to the chat only.
 export function applyEvent(state, event, { replay = false } = {}) {
   switch (event.type) {
     case "chat": {
@@ -183,22 +242,63 @@ export function applyEvent(state, event, { replay = false } = {}) {
     }
     case "message_deleted":
       return { ...state, chat: state.chat.filter((line) => line.id !== event.message_id) };
-    case "join":
+    case "join": {
+      // Someone on the stage (a listener comes in an `audience` event). The count moves
+      // with it until the next `audience` event says it again.
       if (replay) return state;
-      return { ...state, presence: new Map(state.presence).set(event.conn, { user: event.user, role: event.role, conn: event.conn }) };
+      const known = state.stage.has(event.conn);
+      const stage = new Map(state.stage).set(event.conn, { user: event.user, role: event.role, conn: event.conn });
+      stage.delete("hand:" + event.user.id);
+      const audience = known ? state.audience : { ...state.audience, count: state.audience.count + 1 };
+      return { ...state, stage, audience };
+    }
     case "leave": {
       if (replay) return state;
-      const presence = new Map(state.presence);
-      presence.delete(event.conn);
-      return { ...state, presence };
+      const stage = new Map(state.stage);
+      const known = stage.delete(event.conn);
+      stage.delete("hand:" + event.user.id);
+      let audience = state.audience;
+      if (known || audience.people.has(event.conn)) {
+        const people = new Map(audience.people);
+        people.delete(event.conn);
+        audience = { ...audience, people, count: Math.max(0, audience.count - 1) };
+      }
+      return { ...state, stage, audience };
+    }
+    case "audience": {
+      if (replay) return state;
+      let { people, complete } = state.audience;
+      let stage = state.stage;
+      if (event.named) {
+        people = new Map(people);
+        for (const p of event.joined) people.set(p.conn, { user: p.user, conn: p.conn });
+        for (const p of event.left) {
+          people.delete(p.conn);
+          if (stage.has(p.conn) || stage.has("hand:" + p.user.id)) {
+            if (stage === state.stage) stage = new Map(stage);
+            stage.delete(p.conn);
+            stage.delete("hand:" + p.user.id);
+          }
+        }
+      } else {
+        // Count only: who is here by name is no longer known (the host can list them).
+        complete = false;
+      }
+      return { ...state, stage, audience: { count: event.count, people, complete } };
     }
     case "hand_raised":
     case "hand_lowered": {
       if (replay) return state;
       const hands = new Set(state.hands);
-      if (event.type === "hand_raised") hands.add(event.user.id);
-      else hands.delete(event.user.id);
-      return { ...state, hands };
+      let stage = state.stage;
+      if (event.type === "hand_raised") {
+        hands.add(event.user.id);
+        const known = [...stage.values(), ...state.audience.people.values()].some((p) => p.user && p.user.id === event.user.id);
+        if (!known) stage = new Map(stage).set("hand:" + event.user.id, { user: event.user, role: "listener", conn: null });
+      } else {
+        hands.delete(event.user.id);
+      }
+      return { ...state, hands, stage };
     }
     case "voice_granted":
     case "voice_revoked": {
