@@ -121,7 +121,8 @@ class Person:
         self.id = body["user"]["id"]
 
     def person(self, other: "Person") -> Any:
-        """The other person's entry in this page's presence list."""
+        """The other person's entry in this page's people lists (the stage, or a small room's
+        audience by name)."""
         return self.page.locator(f'.people-list [data-user-id="{other.id}"]')
 
     def chat(self, text: str) -> None:
@@ -215,6 +216,7 @@ def test_a_host_and_a_guest_through_a_whole_session(server: ServeProcess, browse
         expect(cue.locator(".question")).to_have_count(2)
         expect(cue.locator(".question").first).to_contain_text("first engineer")  # 1 vote: on top
         expect(host.person(guest)).to_be_visible()
+        expect(hp.locator(".audience-count")).to_have_text("2 waiting")
         # (an edit is not broadcast; the pin's event carries the question as it is now)
         cue.locator(".question", has_text="투자 유치할 때").get_by_role("button", name="Pin").click()
         expect(cue.locator(".question").first).to_contain_text("무엇인가요?")
@@ -242,6 +244,23 @@ def test_a_host_and_a_guest_through_a_whole_session(server: ServeProcess, browse
             expect(person.page.locator(".chat-log")).to_contain_text("Hello from New York")
             expect(person.page.locator(".chat-log")).to_contain_text("Welcome, everyone")
             expect(person.page.locator(".msg.confirmed")).to_have_count(2)
+
+        # -- the room counted: the stage by name, the audience as a count (and, in a room this
+        #    small, by name); the host lists everyone, the guest may not
+        for person in (host, guest):
+            expect(person.page.locator(".audience-count")).to_have_text("2 in the room")
+            expect(person.page.locator(".stage-list")).to_contain_text(host.display)
+            expect(person.page.locator(".audience-names")).to_contain_text(guest.display)
+        expect(gp.get_by_role("button", name="Show everyone")).to_have_count(0)
+        hp.get_by_role("button", name="Show everyone").click()
+        audience = hp.get_by_role("list", name="Everyone in the room")
+        expect(audience.locator(".audience-item")).to_have_count(2)
+        expect(audience).to_contain_text(guest.display)
+        expect(audience).to_contain_text(host.display)
+        expect(hp.locator(".audience-list-head")).to_contain_text("2 of 2")
+        host.shot("17-live-host-audience")
+        hp.get_by_role("button", name="Hide list").click()
+        expect(audience).to_have_count(0)
 
         # -- the guest raises a hand; the host gives voice; the badge changes on both screens
         expect(guest.person(guest).locator(".role-badge")).to_have_text("Listener")
@@ -481,6 +500,7 @@ def test_voice_listeners_subscribe_speakers_publish_and_a_grant_switches_live(vo
         # pushed token is not replayed, so the page asks for one on its resume, and the
         # microphone comes on
         gp.get_by_role("button", name="Raise hand").click()
+        expect(host.person(guest).locator(".hand")).to_be_visible()
         expect(hp.get_by_role("button", name=f"Give voice to {guest.display}")).to_be_visible()
         hold_reconnect(gp)
         gp.evaluate("window.ask2live.room.socket.close()")

@@ -10,8 +10,8 @@ import { h, replaceChildren, formatClock, formatRelative, timeElement, initials,
 import { maxLength, pageMax } from "./limits.js";
 import { Room } from "./room.js";
 import {
-  applyEvent, applyWelcome, askedOverSocket, chatLines, initialState, isHost, isOpen, layoutOf, mergeSession,
-  myRole, people, pinnedQuestion, questionRemoved, questionSaved, questionsLoaded, roleOf, sortedQuestions,
+  applyEvent, applyWelcome, askedOverSocket, audienceCount, audienceListClosed, audienceListed, audienceNames,
+  chatLines, initialState, isHost, isOpen, layoutOf, mergeSession, myRole, people, pinnedQuestion, questionRemoved, questionSaved, questionsLoaded, roleOf, sortedQuestions,
   voiceUnavailable,
 } from "./session-state.js";
 import { Voice } from "./voice.js";
@@ -60,7 +60,8 @@ export class SessionView {
     if (next.session.status !== before.session.status) return this.statusChanged();
     if (next.session !== before.session) this.renderHeader();
     if (next.questions !== before.questions || next.pinned !== before.pinned) this.renderQuestions();
-    if (next.presence !== before.presence || next.hands !== before.hands || next.speakers !== before.speakers) {
+    if (next.stage !== before.stage || next.audience !== before.audience || next.audienceList !== before.audienceList ||
+      next.hands !== before.hands || next.speakers !== before.speakers) {
       this.renderPeople();
     }
     if (next.speakers !== before.speakers || next.voiceConfigured !== before.voiceConfigured) this.renderVoice();
@@ -92,7 +93,8 @@ export class SessionView {
       window.ask2live.view = this;
       this.room.connect();
     }
-    if (this.session.status !== "live") this.loadQuestions();
+    // Live too: the welcome's questions are everyone's, without "mine" and "voted".
+    this.loadQuestions();
     if (this.session.status === "scheduled") {
       this.pollTimer = setInterval(() => this.loadQuestions(), PRE_LIVE_POLL_MS);
     }
@@ -161,6 +163,9 @@ export class SessionView {
     if (!info.fresh && this.voice && this.voice.state === "on") setTimeout(() => this.room?.command("voice_token"), 0);
     if (this.state.session.status !== before.session.status) this.statusChanged();
     else this.renderAll();
+    // After a reconnect: the REST cue sheet has what the welcome does not (hidden questions
+    // for the host, "mine" and "voted" of questions asked or voted on while away).
+    if (!info.fresh && this.state.session.status === "live") this.loadQuestions();
   }
 
   onEvent(event, { replay }) {
@@ -562,6 +567,65 @@ export class SessionView {
       initials(user.display_name));
   }
 
+  // The host's "Show everyone": GET /api/sessions/{id}/audience, a page at a time.
+  async loadAudience(cursor = null) {
+    if (this.audienceLoading) return;
+    this.audienceLoading = true;
+    this.renderPeople();
+    try {
+      const query = [cursor ? `cursor=${encodeURIComponent(cursor)}` : "", pageMax() ? `limit=${pageMax()}` : ""].filter(Boolean).join("&");
+      const answer = await get(`/api/sessions/${this.id}/audience${query ? "?" + query : ""}`);
+      if (this.destroyed) return;
+      this.commit(audienceListed(this.state, answer, { more: Boolean(cursor) }));
+    } catch (error) {
+      if (error.status === 401) return this.fail(error);
+      toast(error.message || "Could not load who is here.");
+    } finally {
+      this.audienceLoading = false;
+      if (!this.destroyed && this.state) this.renderPeople();
+    }
+    return undefined;
+  }
+
+  renderAudience(live) {
+    const count = audienceCount(this.state);
+    const heading = h("h3", { class: "audience-count", "data-count": count }, live ? `${count} in the room` : `${count} waiting`);
+    const parts = [heading];
+    const named = audienceNames(this.state);
+    const list = this.state.audienceList;
+    if (named && named.length && !list) {
+      parts.push(h("ul", { class: "people-list audience-names", "aria-label": "In the room" }, named.map((user) => {
+        const you = user.id === this.me.id;
+        return h("li", { class: "person role-listener", "data-user-id": user.id },
+          this.avatar(user),
+          h("div", { class: "person-info" },
+            h("span", { class: "person-name" }, user.display_name, you ? h("span", { class: "muted" }, " (you)") : null),
+            h("span", { class: "person-tags" }, h("span", { class: "badge role-badge badge-listener" }, ROLE_LABEL.listener))));
+      })));
+    }
+    if (this.isHost) {
+      if (!list) {
+        parts.push(h("button", { type: "button", class: "small audience-show", "data-key": "audience-show", disabled: this.audienceLoading,
+          onclick: () => this.loadAudience() }, "Show everyone"));
+      } else {
+        const seen = new Set();
+        const items = list.items.filter((p) => p.user && !seen.has(p.conn) && seen.add(p.conn));
+        parts.push(h("div", { class: "audience-list-head" },
+          h("span", { class: "muted" }, `${items.length} of ${list.count} connections`),
+          h("button", { type: "button", class: "small", "data-key": "audience-hide", onclick: () => this.commit(audienceListClosed(this.state)) }, "Hide list")));
+        parts.push(h("ol", { class: "audience-list", "aria-label": "Everyone in the room" }, items.map((p) =>
+          h("li", { class: "audience-item", "data-conn": p.conn, "data-audience-user-id": p.user.id },
+            this.avatar(p.user, "small"), h("span", { class: "person-name" }, p.user.display_name),
+            h("span", { class: `badge role-badge badge-${roleOf(this.state, p.user)}` }, ROLE_LABEL[roleOf(this.state, p.user)])))));
+        if (list.next) {
+          parts.push(h("button", { type: "button", class: "small audience-more", "data-key": "audience-more", disabled: this.audienceLoading,
+            onclick: () => this.loadAudience(list.next) }, "More"));
+        }
+      }
+    }
+    return h("div", { class: "audience" }, parts);
+  }
+
   renderPeople() {
     const pane = this.el.people;
     if (!pane) return;
@@ -603,10 +667,11 @@ export class SessionView {
     }
     replaceChildren(pane,
       h("div", { class: "pane-head" }, h("h2", { id: "people-heading" }, live ? "People" : "Waiting", " ",
-        h("span", { class: "count" }, `(${everyone.length})`))),
+        h("span", { class: "count" }, `(${audienceCount(this.state)})`))),
       mine.length ? h("div", { class: "my-controls" }, mine) : null,
-      h("ul", { class: "people-list", "aria-labelledby": "people-heading" },
-        items.length ? items : h("li", { class: "empty" }, "Nobody here yet.")));
+      h("ul", { class: "people-list stage-list", "aria-label": "On stage" },
+        items.length ? items : h("li", { class: "empty" }, "Nobody on stage yet.")),
+      this.room && this.session.status !== "ended" ? this.renderAudience(live) : null);
   }
 
   // -- chat
