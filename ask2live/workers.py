@@ -8,8 +8,8 @@ hands each new connection to whichever worker accepts it first. The parent:
 - restarts a worker that dies (killed, or exited with an error), with the same index, after
   ``RESTART_DELAY_SECONDS``; a worker that exits with status 0 was told to stop and is not;
 - on SIGTERM or SIGINT, passes SIGTERM on to every worker (each closes its sockets and
-  flushes its write-behind, as a single process does), restarts none, and exits once all
-  have: 0 if each exited cleanly.
+  flushes its write-behind, as a single process does; one still starting just ends),
+  restarts none, and exits once all have: 0 if each exited cleanly.
 
 This is Tornado's ``fork_processes`` with two differences that matter on shutdown: Tornado's
 parent dies of SIGTERM at once and leaves its workers running, and it would restart a worker
@@ -108,6 +108,10 @@ def fork_workers(count: int) -> int:
             continue
         how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
                else f"exited with status {os.WEXITSTATUS(status)}")
+        if stopping and os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM:
+            # Stopped while it started, before it had its own handler: it had served nothing.
+            log.info("worker %d (pid %d) stopped during its start-up", index, pid)
+            continue
         if stopping:
             log.warning("worker %d (pid %d) %s while stopping", index, pid, how)
             clean = False

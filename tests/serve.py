@@ -157,7 +157,9 @@ class ServeProcess(ChildProcess):
             with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
                 self.health = orjson.loads(r.read())
                 return r.status == 200
-        except (urllib.error.URLError, ConnectionError):
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            # TimeoutError: the port is bound before start-up (cli.py), so a connection made
+            # while the server starts waits in the listen backlog instead of being refused.
             return False
 
     def stop(self, timeout: float = STOP_SECONDS) -> int | None:
