@@ -51,8 +51,8 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import (RESULTS, Api, Server, _client_frame, collapse, mono_ns, percentiles, proc_cpu,  # noqa: E402
-                    raise_nofile, wait_quiet)
+from common import (RESULTS, Api, Server, _client_frame, collapse, machine_cpu, mono_ns, percentiles,  # noqa: E402
+                    proc_cpu, raise_nofile, wait_quiet)
 
 # Every limit that counts sockets, sign-ups or frames per address or user, off: N sockets
 # from one address and a few hundred accounts.
@@ -276,7 +276,7 @@ def stop_profile(proc: subprocess.Popen | None, raw: Path) -> dict:
     return out
 
 
-def run_level(n: int, args: argparse.Namespace, tokens_cache: dict, profile: bool, out: Path) -> dict:
+def run_level(n: int, args: argparse.Namespace, profile: bool, out: Path) -> dict:
     server = Server(f"audience {n}", SERVER_FLAGS, redis=True)
     room = None
     doc: dict = {"listeners": n}
@@ -298,6 +298,9 @@ def run_level(n: int, args: argparse.Namespace, tokens_cache: dict, profile: boo
         rss0 = vm_rss_kib(server.pid)
         doc["other_load_before_cores"] = wait_quiet(args.wait_quiet, exclude=[server.pid]) if args.wait_quiet else None
         cpu0 = proc_cpu(server.pid)
+        busy0, _ = machine_cpu()
+        client0 = proc_cpu(os.getpid())
+        mono0 = time.monotonic()
         prof_raw = out / "audience-profile.txt"
         prof = start_profile(server.pid, prof_raw) if profile else None
         if prof is not None:
@@ -324,6 +327,15 @@ def run_level(n: int, args: argparse.Namespace, tokens_cache: dict, profile: boo
         doc["joins_per_s"] = round(n / join_s, 1)
         doc["server_cpu_during_joins_s"] = round(proc_cpu(server.pid) - cpu0, 2)
         doc["server_cpu_us_per_join"] = round(doc["server_cpu_during_joins_s"] / n * 1e6)
+        # Other work on this 2-core machine during the joins (all busy CPU less the server's
+        # and this process's): other sessions' tests and load ran at the same time.
+        busy1, _ = machine_cpu()
+        wall = time.monotonic() - mono0
+        doc["joins_cpu_cores"] = {
+            "server": round(doc["server_cpu_during_joins_s"] / wall, 2),
+            "client": round((proc_cpu(os.getpid()) - client0) / wall, 2),
+            "other": round(max(0.0, (busy1 - busy0) - doc["server_cpu_during_joins_s"]
+                               - (proc_cpu(os.getpid()) - client0)) / wall, 2)}
         if prof is not None:
             doc["profile"] = stop_profile(prof, prof_raw)
         print(f"[{n}] all {n} joined in {join_s:.1f} s ({doc['joins_per_s']}/s, server "
@@ -421,7 +433,8 @@ def targets(levels: list[dict]) -> dict:
 
 def table(levels: list[dict]) -> str:
     cols = ["listeners", "join s", "joins/s", "srv µs/join", "RSS KiB/conn", "early frames/s (max)",
-            "welcome 1st B", "welcome 100th B", "welcome last B", "chat p50 ms", "chat p99 ms", "chat last ms"]
+            "welcome 1st B", "welcome 100th B", "welcome last B", "chat p50 ms", "chat p99 ms", "chat last ms",
+            "other cores (joins)"]
     rows = [cols]
     for d in levels:
         lat = d["chat"]["latency_ms"]
@@ -429,7 +442,7 @@ def table(levels: list[dict]) -> str:
                      f"{d['server_cpu_us_per_join']:,}", f"{d['rss_per_conn_kib']:.1f}",
                      f"{d['early_frames_per_s_max']:.2f}", f"{d['welcome_bytes_first']:,}",
                      f"{d['welcome_bytes'].get('100', 0):,}", f"{d['welcome_bytes_last']:,}",
-                     str(lat["p50"]), str(lat["p99"]), str(lat["max"])])
+                     str(lat["p50"]), str(lat["p99"]), str(lat["max"]), str(d["joins_cpu_cores"]["other"])])
     widths = [max(len(r[i]) for r in rows) for i in range(len(cols))]
     lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -493,7 +506,8 @@ def main() -> int:
     p.add_argument("--settle", type=float, default=3.0, help="s after the last join before RSS is read")
     p.add_argument("--chats", type=int, default=5)
     p.add_argument("--chat-gap", type=float, default=1.5, help="s between the chat lines")
-    p.add_argument("--profile", action="store_true", help="py-spy the server during the largest level's joins")
+    p.add_argument("--profile", action="store_true", help="py-spy the server during one level's joins")
+    p.add_argument("--profile-level", type=int, default=0, help="the level --profile records (default: the largest)")
     p.add_argument("--wait-quiet", type=float, default=0,
                    help="before each level's joins, wait up to this many s for other work on the machine to stop")
     p.add_argument("--out", default=str(RESULTS))
@@ -504,7 +518,23 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     ns = [int(x) for x in args.levels.split(",") if x.strip()]
-    levels = [run_level(n, args, {}, args.profile and n == max(ns), out) for n in ns]
+    levels: list[dict] = []
+    for n in ns:
+        levels.append(run_level(n, args, args.profile and n == (args.profile_level or max(ns)), out))
+        doc = write(levels, args, started, out)  # after every level: a long run keeps what it measured
+    print(table(levels))
+    for k, v in doc["targets"].items():
+        print(f"{k}: {v}")
+    if any("profile" in d for d in levels):
+        prof = next(d["profile"] for d in levels if "profile" in d)
+        if "self" in prof:
+            print("profile (joins), top self time of the busy samples: "
+                  + ", ".join(f"{x['function']} {x['pct_of_busy']}%" for x in prof["self"][:8]))
+    print(f"wrote {out / 'audience.json'} and {out / 'audience.png'}")
+    return 0
+
+
+def write(levels: list[dict], args: argparse.Namespace, started: float, out: Path) -> dict:
     doc = {
         "what": "ASK2LIVE audience scale: one room, N listeners joining one server process (issue 10)",
         "command": " ".join([os.path.relpath(sys.executable), *sys.argv]),
@@ -524,16 +554,7 @@ def main() -> int:
     }
     (out / "audience.json").write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
     chart(levels, out / "audience.png")
-    print(table(levels))
-    for k, v in doc["targets"].items():
-        print(f"{k}: {v}")
-    if any("profile" in d for d in levels):
-        prof = next(d["profile"] for d in levels if "profile" in d)
-        if "self" in prof:
-            print("profile (joins), top self time of the busy samples: "
-                  + ", ".join(f"{x['function']} {x['pct_of_busy']}%" for x in prof["self"][:8]))
-    print(f"wrote {out / 'audience.json'} and {out / 'audience.png'}")
-    return 0
+    return doc
 
 
 if __name__ == "__main__":
