@@ -64,7 +64,7 @@ async def test_two_processes_share_one_room_same_ids_same_order(api, base_url, c
         assert {p["user"]["id"] for p in b.welcome["stage"]} == {host.id}
         assert b.welcome["audience"]["count"] == 2
         assert {p["user"]["id"] for p in b.welcome["audience"]["people"]} == {host.id, guest.id}
-        audience = await a.next("audience", timeout=5)
+        audience = await a.next("audience", timeout=5, count=2)
         assert audience["count"] == 2 and [p["user"]["id"] for p in audience["joined"]] == [guest.id]
         for i in range(5):
             await a.send({"type": "chat", "text": f"a{i}", "client_msg_id": f"a{i}"})
@@ -75,7 +75,7 @@ async def test_two_processes_share_one_room_same_ids_same_order(api, base_url, c
         assert seen_a == seen_b
         assert sorted(e["client_msg_id"] for e in seen_a) == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
         b.close()
-        left = await a.next("audience", timeout=5)
+        left = await a.next("audience", timeout=5, count=1)
         assert left["count"] == 1 and [p["user"]["id"] for p in left["left"]] == [guest.id]
 
 

@@ -160,8 +160,8 @@ class Rooms:
                 await log_.notify(orjson.dumps({"kind": "close_member", "session": sid, "member": key}))
         if on_stage:
             await self.hub.append(sid, "join", **info)
-        else:
-            self.hub.audience_changed(sid)
+        # The count changed either way: the next audience event restates it.
+        self.hub.audience_changed(sid)
 
         recovered = False
         if since is not None:
@@ -208,8 +208,7 @@ class Rooms:
             if await self.room_log.presence_remove(sid, member.presence_key, change):
                 if on_stage:
                     await self.hub.append(sid, "leave", user=member.user.to_json(), conn=member.conn_id)
-                else:
-                    self.hub.audience_changed(sid)
+                self.hub.audience_changed(sid)
         except Exception as exc:  # the room log is down; presence expiry will tell the others
             log.warning("leave of %s not recorded: %s", member.presence_key, exc)
 
@@ -217,7 +216,14 @@ class Rooms:
         """A page of who is in the room, in the order they came: for the host only."""
         if viewer.id != session.host.id:
             raise Forbidden("not_host", "Only the host may list who is in the room.")
-        return await self.room_log.audience_page(session.id, after, limit)
+        page = await self.room_log.audience_page(session.id, after, limit)
+        speakers = await self.room_log.members(session.id, "speakers")
+        entries = []
+        for raw in page.entries:  # roles as of now, not as of joining
+            entry = orjson.loads(raw)
+            entry["role"] = role_of(entry["user"]["id"], session.host.id, speakers)
+            entries.append(orjson.dumps(entry))
+        return page._replace(entries=entries)
 
     async def handle(self, member: Member, message: str | bytes) -> None:
         await commands.handle(self, member, message)

@@ -276,8 +276,7 @@ class Hub:
                         user_id, conn = key.split(":", 1)
                         if int(user_id) in await self.stage_users(room):
                             await self.append(sid, "leave", user={"id": int(user_id)}, conn=conn, reason="expired")
-                        else:
-                            self._audience_due.add(sid)
+                        self._audience_due.add(sid)
                 except Exception as exc:
                     log.warning("presence refresh of room %s: %s", sid, exc)
 
