@@ -308,6 +308,8 @@ def run_level(n: int, args: argparse.Namespace, profile: bool, out: Path) -> dic
         t_start = mono_ns()
         next_report = time.monotonic() + 5
         opened = 0
+        progress_at, joined_then = time.monotonic(), 0
+        stuck: list[Conn] = []
         while opened < n or room.handshaking:
             while opened < n and room.handshaking < args.window:
                 room.open(users[opened % len(users)], count=opened < args.early)
@@ -315,16 +317,29 @@ def run_level(n: int, args: argparse.Namespace, profile: bool, out: Path) -> dic
             room.poll(0.05)
             if room.errors:
                 raise RuntimeError(f"{room.errors[:3]}\n{server.log_tail()}")
+            joined = opened - room.handshaking
+            if joined != joined_then:
+                progress_at, joined_then = time.monotonic(), joined
+            elif time.monotonic() - progress_at > args.join_timeout:
+                # The server upgraded these sockets but never sent their welcome: a join that
+                # hangs. Counted and reported; the run goes on without them.
+                stuck = [c for c in room.conns if c.state != "joined"]
+                print(f"[{n}] {len(stuck)} joins got no welcome in {args.join_timeout:g} s "
+                      f"(states {sorted({c.state for c in stuck})}); going on without them", file=sys.stderr)
+                for c in stuck:
+                    room.ep.unregister(c.sock.fileno())
+                    c.state = "stuck"
+                room.handshaking = 0
             if time.monotonic() >= next_report:
-                print(f"[{n}] {opened - room.handshaking}/{n} joined, {(mono_ns() - t_start) / 1e9:.1f} s",
-                      file=sys.stderr)
+                print(f"[{n}] {joined}/{n} joined, {(mono_ns() - t_start) / 1e9:.1f} s", file=sys.stderr)
                 next_report += 5
-        t_end = mono_ns()
-        listeners = room.conns[1:]
+        listeners = [c for c in room.conns[1:] if c.state == "joined"]
+        doc["stuck_joins"] = len(stuck)
+        doc["stuck_join_indexes"] = [c.index for c in stuck][:50]
         t_end = max(c.welcomed_ns for c in listeners)
         join_s = (t_end - t_start) / 1e9
         doc["join_s"] = round(join_s, 2)
-        doc["joins_per_s"] = round(n / join_s, 1)
+        doc["joins_per_s"] = round(len(listeners) / join_s, 1)
         doc["server_cpu_during_joins_s"] = round(proc_cpu(server.pid) - cpu0, 2)
         doc["server_cpu_us_per_join"] = round(doc["server_cpu_during_joins_s"] / n * 1e6)
         # Other work on this 2-core machine during the joins (all busy CPU less the server's
@@ -354,11 +369,12 @@ def run_level(n: int, args: argparse.Namespace, profile: bool, out: Path) -> dic
         doc["early_frames_over_allowance"] = max(e["frames"] - (math.ceil(e["seconds"]) + 1) for e in early)
         doc["early_frames_max"] = max(e["frames"] for e in early)
         sizes = [c.welcome_bytes for c in listeners]
-        marks = sorted({1, 100, 1000, 5000, 10000, n} & set(range(1, n + 1)))
+        m = len(listeners)
+        marks = sorted({1, 100, 1000, 5000, 10000, m} & set(range(1, m + 1)))
         doc["welcome_bytes"] = {str(k): sizes[k - 1] for k in marks}
         doc["welcome_bytes_first"], doc["welcome_bytes_last"] = sizes[0], sizes[-1]
         doc["welcome_last_over_100th"] = round(sizes[-1] / sizes[99], 3) if n >= 100 else None
-        doc["welcome_curve"] = [[i + 1, sizes[i]] for i in range(0, n, max(1, n // 200))] + [[n, sizes[-1]]]
+        doc["welcome_curve"] = [[i + 1, sizes[i]] for i in range(0, m, max(1, m // 200))] + [[m, sizes[-1]]]
 
         # Idle: the last audience event out, then the memory held by N open sockets.
         room.pump(args.settle)
@@ -382,15 +398,15 @@ def run_level(n: int, args: argparse.Namespace, profile: bool, out: Path) -> dic
         missing = 0
         for sent in sends:
             lat = array("q", (c.chat_ns[sent] - sent for c in listeners if sent in c.chat_ns))
-            miss = n - len(lat)
+            miss = len(listeners) - len(lat)
             missing += miss
             all_lat.extend(lat)
             p = percentiles(lat, missing=miss, qs=(50, 99))
             per_chat.append({"p50_ms": p["p50"], "p99_ms": p["p99"], "last_ms": p["max"], "missing": miss})
         doc["chat"] = {"per_chat": per_chat, "latency_ms": percentiles(all_lat, missing=missing, qs=(50, 99)),
                        "missing": missing,
-                       "frames_per_listener": round(sum(c.frames for c in listeners) / n
-                                                    - sum(frames_before) / n, 2)}
+                       "frames_per_listener": round((sum(c.frames for c in listeners) - sum(frames_before))
+                                                    / len(listeners), 2)}
         lat = doc["chat"]["latency_ms"]
         print(f"[{n}] chat → all listeners: p50 {lat['p50']} ms, p99 {lat['p99']} ms, last {lat['max']} ms "
               f"(missing {missing})", file=sys.stderr)
@@ -504,6 +520,8 @@ def main() -> int:
     p.add_argument("--window", type=int, default=64, help="handshakes in flight at a time")
     p.add_argument("--early", type=int, default=10, help="the first this many listeners count their frames by type")
     p.add_argument("--settle", type=float, default=3.0, help="s after the last join before RSS is read")
+    p.add_argument("--join-timeout", type=float, default=30.0,
+                   help="s without a new welcome after which the joins still waiting are counted as stuck")
     p.add_argument("--chats", type=int, default=5)
     p.add_argument("--chat-gap", type=float, default=1.5, help="s between the chat lines")
     p.add_argument("--profile", action="store_true", help="py-spy the server during one level's joins")
