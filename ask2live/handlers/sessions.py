@@ -166,7 +166,7 @@ class AudienceHandler(ApiHandler):
                           maximum=PAGE_MAX)
         cursor = self.get_query_argument("cursor", None)
         after = None
-        if cursor:
+        if cursor is not None:  # an empty one too: it is not one this server gave out
             match = AUDIENCE_CURSOR_RE.fullmatch(cursor)
             if match is None:
                 raise BadRequest("invalid_cursor", "The cursor is not one this server gave out.")
