@@ -106,7 +106,7 @@ async def test_the_host_pages_through_the_audience_and_nobody_else_may(api, base
 
     r = await guest.get(f"/api/sessions/{sid}/audience")
     assert r.status == 403 and r.error_code == "not_host"
-    for bad in ("o5", "a-1", "nope", "a" + "9" * 20, ""):
+    for bad in ("o5", "a-1", "nope", "a" + "9" * 20):
         r = await host.get(f"/api/sessions/{sid}/audience?cursor={bad}")
         assert r.status == 400 and r.error_code == "invalid_cursor", (bad, r)
     r = await host.get(f"/api/sessions/{sid + 999}/audience")

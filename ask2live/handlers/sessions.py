@@ -166,7 +166,7 @@ class AudienceHandler(ApiHandler):
                           maximum=PAGE_MAX)
         cursor = self.get_query_argument("cursor", None)
         after = None
-        if cursor is not None:  # an empty one too: it is not one this server gave out
+        if cursor:  # empty: absent, as the sessions list takes it
             match = AUDIENCE_CURSOR_RE.fullmatch(cursor)
             if match is None:
                 raise BadRequest("invalid_cursor", "The cursor is not one this server gave out.")
