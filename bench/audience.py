@@ -68,7 +68,7 @@ TARGET_WELCOME_RATIO = 2.0
 TARGET_RSS_PER_CONN_KIB = 16.0
 CHAT_MARK = b'"text":"B'
 WELCOME = b'{"type":"welcome"'
-TYPE_RE = re.compile(rb'^\{"type":"([a-z_]+)"')
+TYPE_RE = re.compile(rb'"type":"([a-z_]+)"')
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -189,7 +189,7 @@ class Room:
                         k = buf.find(b'"', j + 9, end)
                         c.chat_ns[int(buf[j + 9:k])] = now
                     if c.types is not None:
-                        m = TYPE_RE.match(buf[i + h:i + h + 40])
+                        m = TYPE_RE.search(buf, i + h, min(end, i + h + 200))
                         t = m.group(1).decode() if m else "?"
                         c.types[t] = c.types.get(t, 0) + 1
             elif op == 9:
