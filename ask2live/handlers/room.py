@@ -105,8 +105,10 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
     async def open(self, session_id: str) -> None:
         self.set_nodelay(True)  # without it, Nagle holds small frames back ~40 ms
         stream = self.ws_connection.stream
-        # The fast path writes to the socket directly; not under TLS (nginx terminates it).
-        plain = type(stream) is tornado.iostream.IOStream and self.services.config.broadcast == "frame"
+        # The fast path writes to the socket directly; not under TLS (nginx terminates it). The
+        # HTTP server's own stream class (httpserver.py counts connections) is a plain IOStream too.
+        plain = (isinstance(stream, tornado.iostream.IOStream)
+                 and not isinstance(stream, tornado.iostream.SSLIOStream)) and self.services.config.broadcast == "frame"
         self._raw_socket = stream.socket if plain else None
         self.member = Member(transport=self, user=self.current_user, session_id=self.session.id,
                              token_digest=self.token_digest)

@@ -19,11 +19,14 @@ QUESTION_EVENTS = ("question", "question_updated")
 def visible_history(events: list[Event]) -> list[Event]:
     """The history as a newcomer may read it: the room as it is now, not as it was.
 
-    A chat line the host deleted is left out. Every event about a question carries the
+    A chat line the host deleted is left out, and so are `audience` events: the welcome says
+    the count itself, and during a join storm one a second would fill the history (and grow
+    every later welcome) with counts nobody needs any more. Every event about a question carries the
     question as its last event there leaves it: an edit's earlier wording is gone, and a
     question hidden or deleted since is left out but for that last event (``{"id",
     "hidden"}`` or ``{"id", "deleted"}``). The history is the room's most recent events, so
     every change after an event in it is in it too."""
+    events = [e for e in events if e.type != "audience"]
     deleted_chat: set[str] = set()
     parsed: dict[str, dict] = {}
     latest: dict[int, tuple[str, dict]] = {}  # question id → (last event id, its question)
