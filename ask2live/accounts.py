@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import math
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Awaitable, Callable
 
@@ -29,6 +30,13 @@ SCRYPT_KEY_BYTES = 32
 # 32 random bytes: unguessable; only an HMAC of it (keyed with the server secret) is
 # stored, so a leaked database holds no usable tokens.
 TOKEN_BYTES = 32
+# Who a token belongs to is remembered per process this long: a logout reaches every
+# process at once through the room log's notices (forget_token), so this only bounds how
+# long a process that missed one (Redis down at that moment) keeps accepting the token; a
+# token's own expiry is days away, far beyond it.
+TOKEN_CACHE_SECONDS = 10.0
+# Tokens remembered per process at most (a few MB): past it the memory starts afresh.
+TOKEN_CACHE_MAX = 50_000
 # A ticket opens one room socket: the client asks for it right before it connects, so a
 # few seconds are plenty, and a ticket a proxy logged is of no use to anyone later.
 TICKET_TTL = timedelta(seconds=30)
@@ -109,6 +117,9 @@ class Accounts:
         # missing user takes as long as one with a wrong password.
         self._dummy_hash = hash_password(secrets.token_hex(8), scrypt_n)
         self._logout_listeners: list[Callable[[str], Awaitable[None]]] = []
+        # token digest → (its user, until when that answer may be reused): a page visit makes
+        # several requests and a join storm thousands, each asking who the token is.
+        self._token_users: dict[str, tuple[User, float]] = {}
 
     def on_logout(self, listener: Callable[[str], Awaitable[None]]) -> None:
         """Call ``listener(token_digest)`` after a token is logged out (the room closes its sockets)."""
@@ -167,7 +178,21 @@ class Accounts:
     async def authenticate(self, token: str) -> User | None:
         if not token or len(token) > 200:
             return None
-        return await self._store.get_token_user(self.token_digest(token), utcnow())
+        digest = self.token_digest(token)
+        now = time.monotonic()
+        cached = self._token_users.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        user = await self._store.get_token_user(digest, utcnow())
+        if user is not None:
+            if len(self._token_users) >= TOKEN_CACHE_MAX:
+                self._token_users.clear()  # a crude bound; the next lookups refill it
+            self._token_users[digest] = (user, now + TOKEN_CACHE_SECONDS)
+        return user
+
+    def forget_token(self, digest: str) -> None:
+        """A token was logged out (here or on another process): no cached answer for it."""
+        self._token_users.pop(digest, None)
 
     async def issue_ticket(self, token: str, user: User, session_id: int) -> tuple[str, datetime]:
         """A single-use ticket for ``user`` to open ``session_id``'s room socket."""
@@ -188,5 +213,6 @@ class Accounts:
     async def log_out(self, token: str) -> None:
         digest = self.token_digest(token)
         await self._store.revoke_token(digest, utcnow())
+        self.forget_token(digest)
         for listener in self._logout_listeners:
             await listener(digest)

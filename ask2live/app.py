@@ -148,6 +148,8 @@ async def running_services(config: Config) -> AsyncIterator[Services]:
                             signup_limit=config.signup_limit)
         # A logged-out token's room sockets close, on every process.
         accounts.on_logout(rooms.on_token_revoked)
+        # ... and every process forgets the token it may have cached.
+        rooms.when_token_revoked(accounts.forget_token)
         services = Services(
             config=config,
             store=store,

@@ -60,6 +60,22 @@ async def test_logging_out_on_one_process_closes_the_socket_on_another(tmp_path)
         room = await RoomClient.connect(second.url, sid, host.token)
         assert (await host.post("/api/logout")).status == 200  # on the first process
         assert await closed(room) == LOGGED_OUT
+        # The second process had the token's user cached (the socket's upgrade asked): the
+        # notice that closed the socket made it forget that too.
+        r = await Api(AsyncHTTPClient(), second.url).call("GET", "/api/me", token=host.token)
+        assert r.status == 401, r
     finally:
         second.stop()
         first.stop()
+
+
+async def test_a_tokens_user_is_looked_up_once_per_process_not_per_request(api, services):
+    """A budget: a page visit makes several requests with one token; the store is asked once."""
+    user = await api.user()
+    calls: list[str] = []
+    services.store.observe_interactions(lambda name, seconds: calls.append(name))
+    for _ in range(5):
+        assert (await user.get("/api/me")).status == 200
+    assert calls.count("get_token_user") <= 1, calls
+    assert (await user.post("/api/logout")).status == 200
+    assert (await user.get("/api/me")).status == 401  # forgotten at once on this process

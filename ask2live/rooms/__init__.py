@@ -70,6 +70,7 @@ class Rooms:
         self.outbox = Outbox(self.hub, store, process_name)
         self._rate = rate
         self.throttle = throttle
+        self._token_revoked_listeners: list = []
         self.user_rate = user_rate
         self._sockets_per_user = sockets_per_user
         schedule.on_transition(self.on_session_transition)
@@ -109,6 +110,10 @@ class Rooms:
         event_type, fields = question_event(change, session, role)
         await self.outbox.announce(session.id, event_type, **fields)
 
+    def when_token_revoked(self, listener) -> None:
+        """Call ``listener(token_digest)`` when any process tells of a logout."""
+        self._token_revoked_listeners.append(listener)
+
     async def on_token_revoked(self, token_digest: str) -> None:
         """A token was logged out: its sockets close, on whichever process they are."""
         try:
@@ -122,6 +127,8 @@ class Rooms:
     def _on_notice(self, message: bytes) -> None:
         notice = orjson.loads(message)
         if notice.get("kind") == "token_revoked":
+            for listener in self._token_revoked_listeners:
+                listener(notice["token"])
             self._close_token(notice["token"])
         elif notice.get("kind") == "close_member":
             for member in self.hub.members():
