@@ -608,6 +608,95 @@ async def test_presence_expired_removes_members_past_their_expiry_once(kit):
     assert await kit.redis.hkeys(kit.key(sid, "members")) == [b"1:alive"]
 
 
+async def test_presence_add_returns_the_users_connections_oldest_first(kit):
+    log, _ = await kit.log()
+    sid = new_room()
+    assert await log.presence_add(sid, "1:a", b"{}") == ["1:a"]
+    assert await log.presence_add(sid, "2:x", b"{}") == ["2:x"]
+    assert await log.presence_add(sid, "1:b", b"{}") == ["1:a", "1:b"]
+    assert await log.presence_remove(sid, "1:a")
+    assert await log.presence_add(sid, "1:c", b"{}") == ["1:b", "1:c"]
+    assert await log.presence_add(new_room(), "1:z", b"{}") == ["1:z"]
+
+
+async def test_presence_of_costs_the_users_not_the_room(kit):
+    log, _ = await kit.log()
+    sid = new_room()
+    for n in range(30):
+        await log.presence_add(sid, f"{100 + n}:c{n}", orjson.dumps({"n": n}))
+    await log.presence_add(sid, "7:one", b'{"who":"7a"}')
+    await log.presence_add(sid, "7:two", b'{"who":"7b"}')
+    await log.presence_add(sid, "8:only", b'{"who":"8"}')
+    assert await log.presence_of(sid, [7, 8, 9]) == {"7:one": b'{"who":"7a"}', "7:two": b'{"who":"7b"}',
+                                                     "8:only": b'{"who":"8"}'}
+    assert await log.presence_of(sid, []) == {}
+    await log.presence_remove(sid, "7:one")
+    assert await log.presence_of(sid, [7]) == {"7:two": b'{"who":"7b"}'}
+
+
+async def test_the_audience_pages_in_join_order_each_member_once(kit):
+    log, _ = await kit.log()
+    sid = new_room()
+    members = [f"{n}:c{n}" for n in range(7)]
+    for m in members:
+        await log.presence_add(sid, m, orjson.dumps({"m": m}))
+    await log.presence_remove(sid, members[2])
+    seen, after = [], None
+    while True:
+        page = await log.audience_page(sid, after, 2)
+        assert page.count == 6
+        seen += [orjson.loads(e)["m"] for e in page.entries]
+        if page.next is None:
+            break
+        after = page.next
+    assert seen == [m for m in members if m != members[2]]
+    empty = await log.audience_page(new_room(), None, 5)
+    assert (empty.count, empty.entries, empty.next) == (0, [], None)
+
+
+async def test_audience_news_is_one_per_interval_with_the_changes_since_the_last(kit):
+    log, _ = await kit.log()
+    sid = new_room()
+    await log.presence_add(sid, "1:a", b"{}", b'{"joined":1}')
+    await log.presence_add(sid, "2:b", b"{}", b'{"joined":2}')
+    await log.presence_add(sid, "3:stage", b"{}")  # counted, not listed
+    news = await log.audience_news(sid, 60_000)
+    assert (news.count, news.changes, news.new) == (3, [b'{"joined":1}', b'{"joined":2}'], True)
+    await log.presence_remove(sid, "1:a", b'{"left":1}')
+    assert await log.audience_news(sid, 60_000) is None  # the interval runs: ask again later
+    if kit.kind == "redis":  # over every process: another log instance is held back too
+        other, _ = await kit.log()
+        assert await other.audience_news(sid, 60_000) is None
+    quiet = new_room()
+    await log.presence_add(quiet, "1:q", b"{}", b'{"joined":"q"}')
+    assert (await log.audience_news(quiet, 1)).new is True
+    await asyncio.sleep(0.01)
+    unchanged = await log.audience_news(quiet, 1)
+    assert (unchanged.count, unchanged.changes, unchanged.new) == (1, [], False)
+
+
+async def test_notify_reaches_every_log_instance_including_its_own(kit):
+    heard: list[bytes] = []
+    log, _ = await kit.log()
+    await log.close()
+    await log.start(lambda sid, events: None, heard.append)
+    others = []
+    if kit.kind == "redis":
+        other, _ = await kit.log()
+        await other.close()
+        other_heard: list[bytes] = []
+        await other.start(lambda sid, events: None, other_heard.append)
+        others.append(other_heard)
+        await asyncio.sleep(0.3)  # the subscriptions are up (pub/sub keeps nothing for late comers)
+    await log.notify(b'{"kind":"test"}')
+    for _ in range(50):
+        if heard and all(others):
+            break
+        await asyncio.sleep(0.05)
+    assert heard == [b'{"kind":"test"}']
+    assert all(o == [b'{"kind":"test"}'] for o in others)
+
+
 # ---------------------------------------------------------------------------- speakers / hands
 
 
