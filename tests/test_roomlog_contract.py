@@ -634,6 +634,16 @@ async def test_presence_of_costs_the_users_not_the_room(kit):
     assert await log.presence_of(sid, [7]) == {"7:two": b'{"who":"7b"}'}
 
 
+async def test_stage_is_the_speakers_and_the_raised_hands(kit):
+    log, _ = await kit.log()
+    sid = new_room()
+    assert await log.stage(sid) == (set(), set())
+    await log.set_member(sid, "speakers", 4, True)
+    await log.set_member(sid, "hands", 5, True)
+    await log.set_member(sid, "hands", 6, True)
+    assert await log.stage(sid) == ({4}, {5, 6})
+
+
 async def test_the_audience_pages_in_join_order_each_member_once(kit):
     log, _ = await kit.log()
     sid = new_room()

@@ -125,7 +125,7 @@ def _unavailable_on_redis_error(method: F) -> F:
 
 
 # The Lua scripts, one file each in cache/lua/ (what each does is said at its top).
-SCRIPTS = ("append", "warm", "trim", "presence_add", "presence_remove", "audience")
+SCRIPTS = ("append", "warm", "trim", "presence_add", "presence_remove", "presence_of", "audience", "audience_page")
 
 
 def load_script(name: str) -> str:
@@ -467,37 +467,31 @@ class RedisRoomLog(RoomLog):
 
     @_unavailable_on_redis_error
     async def presence_of(self, session_id: int, user_ids: Iterable[int]) -> dict[str, bytes]:
-        user_ids = list(user_ids)
-        if not user_ids:
+        keys = [self._key(session_id, "presence"), self._key(session_id, "members")]
+        keys += [self._key(session_id, f"user:{uid}") for uid in user_ids]
+        if len(keys) == 2:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid in user_ids:
-                pipe.zrange(self._key(session_id, f"user:{uid}"), 0, -1)
-            conns = await pipe.execute()
-        members = [_text(m) for run in conns for m in run]
-        if not members:
-            return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zmscore(self._key(session_id, "presence"), members)
-            pipe.hmget(self._key(session_id, "members"), members)
-            expiries, infos = await pipe.execute()
-        now_ms = int(time.time() * 1000)
-        return {m: info for m, expiry, info in zip(members, expiries, infos)
-                if info is not None and expiry is not None and expiry >= now_ms}
+        reply = await self._scripts["presence_of"](keys=keys, args=[int(time.time() * 1000)])
+        return {_text(reply[i]): bytes(reply[i + 1]) for i in range(0, len(reply), 2)}
 
     @_unavailable_on_redis_error
     async def audience_page(self, session_id: int, after: int | None, limit: int) -> AudiencePage:
-        roster = self._key(session_id, "roster")
+        keys = [self._key(session_id, "roster"), self._key(session_id, "members")]
+        reply = await self._scripts["audience_page"](keys=keys, args=["" if after is None else after, limit])
+        following = _text(reply[1])
+        return AudiencePage(int(reply[0]), [bytes(e) for e in reply[2:]], int(float(following)) if following else None)
+
+    @_unavailable_on_redis_error
+    async def stage(self, session_id: int) -> tuple[set[int], set[int]]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(roster)
-            pipe.zrangebyscore(roster, "-inf" if after is None else f"({after}", "+inf", start=0, num=limit + 1,
-                               withscores=True)
-            count, page = await pipe.execute()
-        more = len(page) > limit
-        page = page[:limit]
-        infos = await self.redis.hmget(self._key(session_id, "members"), [m for m, _ in page]) if page else []
-        entries = [info for info in infos if info is not None]
-        return AudiencePage(int(count), entries, int(page[-1][1]) if more else None)
+            pipe.exists(self._key(session_id, "log"))
+            pipe.smembers(self._key(session_id, "speakers"))
+            pipe.smembers(self._key(session_id, "hands"))
+            exists, speakers, hands = await pipe.execute()
+        if not exists:
+            await self._warm(session_id)
+            return await self.stage(session_id)
+        return {int(m) for m in speakers}, {int(m) for m in hands}
 
     @_unavailable_on_redis_error
     async def audience_news(self, session_id: int, interval_ms: int) -> AudienceNews | None:

@@ -138,6 +138,10 @@ class RoomLog(abc.ABC):
     @abc.abstractmethod
     async def members(self, session_id: int, group: str) -> set[int]: ...
 
+    async def stage(self, session_id: int) -> tuple[set[int], set[int]]:
+        """(speakers, raised hands) at once (a log may answer both in one round trip)."""
+        return await self.members(session_id, "speakers"), await self.members(session_id, "hands")
+
     # -- write-behind source
 
     @abc.abstractmethod

@@ -150,8 +150,7 @@ class Rooms:
         started = time.perf_counter()
         sid, log_ = session.id, self.room_log
         room = await self.hub.open(sid, session.host.id, session.status)
-        speakers = await log_.members(sid, "speakers")
-        hands = await log_.members(sid, "hands")
+        speakers, hands = await log_.stage(sid)
         member.role = role_of(member.user.id, session.host.id, speakers)
         on_stage = member.role != LISTENER or member.user.id in hands
         member.pending = []

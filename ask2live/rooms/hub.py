@@ -229,8 +229,8 @@ class Hub:
 
     async def stage_users(self, room: LocalRoom) -> set[int]:
         """The host, the speakers and those with a hand up: named in the room one by one."""
-        sid = room.session_id
-        return {room.host_id} | await self.room_log.members(sid, "speakers") | await self.room_log.members(sid, "hands")
+        speakers, hands = await self.room_log.stage(room.session_id)
+        return {room.host_id} | speakers | hands
 
     def remove(self, member: Member) -> bool:
         """Take a member out of its local room; False if it was not in it."""
