@@ -67,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     before, soft, hard = raise_open_files_limit()  # before any fork: every worker inherits it
     log.info("open-files limit: soft %s%s, hard %s", describe_limit(soft),
              f" (raised from {describe_limit(before)})" if before != soft else "", describe_limit(hard))
-    sockets = bind(config.host, config.port)
+    try:
+        sockets = bind(config.host, config.port)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        print(f"ask2live: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+              f" (another server on that port? choose one with --port)", file=sys.stderr)
+        return 2
     config = dataclasses.replace(config, port=sockets[0].getsockname()[1])  # --port 0: the one chosen
     backlog, cap = effective_backlog()
     log.info("listen backlog %d%s", backlog, "" if cap is None else

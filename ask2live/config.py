@@ -139,7 +139,8 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str]) -> No
         return env.get(ENV_PREFIX + name, default)
 
     parser.add_argument("--host", default=env_default("HOST", "127.0.0.1"), help="address to listen on")
-    parser.add_argument("--port", type=int, default=env_default("PORT", str(DEFAULT_PORT)))
+    parser.add_argument("--port", type=int, default=env_default("PORT", str(DEFAULT_PORT)),
+                        help=f"port to listen on (default {DEFAULT_PORT}; 0: any free one) ($ASK2LIVE_PORT)")
     parser.add_argument("--data-dir", default=env_default("DATA_DIR", DEFAULT_DATA_DIR),
                         help="where the embedded SQLite file and the generated secret live ($ASK2LIVE_DATA_DIR)")
     parser.add_argument("--mysql-url", default=env_default("MYSQL_URL"),

@@ -396,3 +396,23 @@ def test_no_command_prints_help_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert "serve" in result.stdout
     assert not (tmp_path / "ask2live-data").exists()
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path):
+    """A newcomer whose port is busy gets a sentence and exit 2, not a traceback."""
+    import socket as socket_module
+
+    from serve import ChildProcess, clean_env
+
+    with socket_module.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        child = ChildProcess([sys.executable, "-m", "ask2live", "serve", "--port", str(port), "--data-dir",
+                              str(tmp_path / "data")], tmp_path / "serve.log", env=clean_env(), cwd=tmp_path)
+        code = child.proc.wait(30)
+        output = child.output()
+        child.stop()
+    assert code == 2, output
+    assert f"cannot listen on 127.0.0.1:{port}" in output and "--port" in output
+    assert "Traceback" not in output

@@ -729,7 +729,9 @@ export class SessionView {
       return h("li", { class: "note" }, h("span", {}, line.text));
     }
     const user = line.user || this.me;
-    const role = roleOf(this.state, line.user || this.me);
+    // The role the line was written with (a listener's words stay a listener's after a
+    // grant); a line still being sent has none yet: the sender's role now.
+    const role = line.role || roleOf(this.state, line.user || this.me);
     const mine = user.id === this.me.id;
     const extra = [];
     if (status === "pending") extra.push(h("span", { class: "state" }, "Sending…"));
