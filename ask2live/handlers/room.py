@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import orjson
+import tornado.httputil
 import tornado.iostream
 import tornado.web
 import tornado.websocket
@@ -113,6 +114,11 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.member = Member(transport=self, user=self.current_user, session_id=self.session.id,
                              token_digest=self.token_digest)
         await self.services.rooms.join(self.member, self.session, self.get_query_argument("since", None))
+        # Needed no more, and otherwise kept for the socket's whole life, once per socket in
+        # a room of thousands: the session (its description can be 5,000 characters) and the
+        # upgrade request's headers.
+        self.session = None
+        self.request.headers = tornado.httputil.HTTPHeaders()
 
     async def on_message(self, message: str | bytes) -> None:
         if self.member is not None:

@@ -57,6 +57,9 @@ class Transport(Protocol):
 
 
 class TokenBucket:
+    # One per socket: thousands in a big room, so no per-instance __dict__.
+    __slots__ = ("rate", "burst", "tokens", "stamp")
+
     def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self.tokens = burst
@@ -72,7 +75,7 @@ class TokenBucket:
         return False
 
 
-@dataclass
+@dataclass(slots=True)  # one per socket: thousands in a big room, so no per-instance __dict__
 class Member:
     transport: Transport
     user: User
