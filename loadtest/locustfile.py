@@ -10,7 +10,8 @@ leave. See loadtest/README.md for the environment variables and how to read the 
 
 Live-room frames are reported to Locust's statistics as request type ``WS``:
 
-* ``connect``: WebSocket handshake until the welcome frame has arrived.
+* ``connect``: WebSocket handshake until the welcome frame has arrived. Not done within
+  ASK2LIVE_LOAD_CONNECT_TIMEOUT (the echo timeout unless set) in all is a failure.
 * ``chat echo``: from sending a chat frame to its own echo (the server's acknowledgement,
   matched by client_msg_id). An error frame, an echo not back within the timeout, or a
   connection the server drops are failures of this row (or of ``connection``).
@@ -35,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import gevent
+import locust.runners
 import requests
 import websocket
 from gevent.lock import Semaphore
@@ -43,6 +45,11 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner
 
 log = logging.getLogger("ask2live.load")
+
+# With --processes, the master declares a worker "missing" after 3 heartbeats (3 s) and hands
+# its users to the others; on a loaded 2-core machine a starved worker misses that easily, and
+# the run then holds more users than -u (it ramped 1000 users to 1,654). Wait longer.
+locust.runners.HEARTBEAT_LIVENESS = int(os.environ.get("ASK2LIVE_LOAD_HEARTBEAT_LIVENESS", "") or 30)
 
 
 def _env_float(name: str, default: float) -> float:
@@ -62,6 +69,9 @@ CHAT_RATE = _env_float("ASK2LIVE_LOAD_CHAT_RATE", 1.0)
 CHAT_SECONDS = _env_float("ASK2LIVE_LOAD_CHAT_SECONDS", 20.0)
 # An echo not back within this long is a failure.
 ECHO_TIMEOUT = _env_float("ASK2LIVE_LOAD_ECHO_TIMEOUT", 10.0)
+# The whole WebSocket connect (TCP, upgrade, welcome frame) must be done within this long,
+# or it is a failure of the "WS connect" row.
+CONNECT_TIMEOUT = _env_float("ASK2LIVE_LOAD_CONNECT_TIMEOUT", ECHO_TIMEOUT)
 # Visits (list → … → leave) per user; 0: go on until the run ends (-t).
 LOOPS = _env_int("ASK2LIVE_LOAD_LOOPS", 0)
 # Rooms (live sessions) to create; users spread over them round-robin.
@@ -201,18 +211,28 @@ class LiveRoom:
 
     def open(self) -> bool:
         start = time.perf_counter()
+        # One deadline for the whole connect (TCP, upgrade, welcome): websocket-client's
+        # `timeout` applies to each socket read, so a welcome trickling in (or a handshake
+        # answered in parts) could take many times it and still count as a success.
+        deadline = gevent.Timeout(CONNECT_TIMEOUT, WsError(f"connect took over {CONNECT_TIMEOUT:g} s"))
+        deadline.start()
         try:
-            self.ws = websocket.create_connection(self.url, timeout=ECHO_TIMEOUT, skip_utf8_validation=True,
+            self.ws = websocket.create_connection(self.url, timeout=CONNECT_TIMEOUT, skip_utf8_validation=True,
                                                   header=self.headers)
             raw = self.ws.recv()
             welcome = json.loads(raw)
             if welcome.get("type") != "welcome":
                 raise WsError(f"first frame is {welcome.get('type')!r}, not welcome")
+            elapsed = time.perf_counter() - start
+            if elapsed > CONNECT_TIMEOUT:  # belt and braces: a deadline that fired late
+                raise WsError(f"connect took over {CONNECT_TIMEOUT:g} s")
         except Exception as exc:
+            deadline.cancel()
             self._event("connect", (time.perf_counter() - start) * 1000, 0, exc)
             self._shutdown()
             return False
-        self._event("connect", (time.perf_counter() - start) * 1000, len(raw))
+        deadline.cancel()
+        self._event("connect", elapsed * 1000, len(raw))
         self.ws.settimeout(None)  # the reader blocks; timeouts are the sender's business
         self.reader = gevent.spawn(self._read)
         return True
