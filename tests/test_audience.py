@@ -125,3 +125,17 @@ async def test_a_small_rooms_audience_events_name_who_came_and_went(api, base_ur
     g.close()
     went = await h.next("audience", timeout=5)
     assert went["count"] == 1 and [p["conn"] for p in went["left"]] == [g.welcome["you"]["conn"]]
+
+
+async def test_audience_events_do_not_crowd_the_chat_out_of_a_welcome(api, base_url, services):
+    """Two minutes of people coming and going is 120 audience events: a newcomer still gets
+    the chat from before them (the welcome leaves audience events out of its history)."""
+    host, guest, sid = await live(api)
+    h = await RoomClient.connect(base_url, sid, host.token)
+    await h.chat("입장 러시 전의 말", "before")
+    for n in range(120):  # as the audience loop appends them, one a second (here at once)
+        await services.rooms.hub.append(sid, "audience", count=2 + n, named=False, joined=[], left=[])
+    late = await RoomClient.connect(base_url, sid, guest.token)
+    texts = [e.get("text") for e in late.welcome["history"]]
+    assert "입장 러시 전의 말" in texts
+    assert not [e for e in late.welcome["history"] if e["type"] == "audience"]

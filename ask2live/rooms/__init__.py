@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 AUDIENCE_PAGE = 20
 # History sent on join: enough to read back a few minutes of a busy chat.
 HISTORY_ON_JOIN = 100
+# ... read from this many of the room's last events: `audience` events (one a second while
+# people come and go) are left out of a welcome, and must not crowd the chat out of it.
+HISTORY_READ = 300
 # The cue sheet part of the welcome: the top questions, as the host's list shows them.
 WELCOME_QUESTIONS = 50
 
@@ -174,7 +177,7 @@ class Rooms:
             catchup = await log_.read(sid, since)
             recovered = catchup.complete
         if since is None or not recovered:
-            catchup = await log_.read(sid, None, HISTORY_ON_JOIN)
+            catchup = await log_.read(sid, None, HISTORY_READ)
         history = catchup.events
         self.metrics.history.labels(catchup.source).inc()
         if history:
@@ -189,11 +192,14 @@ class Rooms:
             loaded = await self.cuesheet.list(sid, None, "top", CACHE_MAX, 0)
             if room.questions is None:
                 room.questions = RoomQuestions([public_question(q) for q in loaded], session.pinned_question_id)
+        shown = visible_history(history)
+        if not recovered:  # the recent history: its last HISTORY_ON_JOIN events that show
+            shown = shown[-HISTORY_ON_JOIN:]
         stage = await log_.presence_of(sid, {session.host.id} | speakers | hands)
         welcome = build_welcome(
             session=session, user=member.user, conn_id=member.conn_id, stage=stage.values(), speakers=speakers,
             hands=hands, audience=await log_.audience_page(sid, None, AUDIENCE_PAGE),
-            questions=room.questions.top(WELCOME_QUESTIONS), history=visible_history(history), position=position,
+            questions=room.questions.top(WELCOME_QUESTIONS), history=shown, position=position,
             resumed=since is not None, recovered=recovered, voice_configured=self.voice.configured)
         member.transport.send_frame(text_frame(welcome))
         self.metrics.welcome_bytes.observe(len(welcome))
