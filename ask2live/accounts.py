@@ -120,6 +120,8 @@ class Accounts:
         # token digest → (its user, until when that answer may be reused): a page visit makes
         # several requests and a join storm thousands, each asking who the token is.
         self._token_users: dict[str, tuple[User, float]] = {}
+        # token digest → until when a lookup of it must not be cached (it was logged out).
+        self._revoked: dict[str, float] = {}
 
     def on_logout(self, listener: Callable[[str], Awaitable[None]]) -> None:
         """Call ``listener(token_digest)`` after a token is logged out (the room closes its sockets)."""
@@ -184,15 +186,24 @@ class Accounts:
         if cached is not None and cached[1] > now:
             return cached[0]
         user = await self._store.get_token_user(digest, utcnow())
-        if user is not None:
+        if user is not None and not self.revoked_lately(digest):  # a logout while we asked: not cached
             if len(self._token_users) >= TOKEN_CACHE_MAX:
                 self._token_users.clear()  # a crude bound; the next lookups refill it
             self._token_users[digest] = (user, now + TOKEN_CACHE_SECONDS)
         return user
 
     def forget_token(self, digest: str) -> None:
-        """A token was logged out (here or on another process): no cached answer for it."""
+        """A token was logged out (here or on another process): no cached answer for it, and
+        none cached from a lookup that was under way meanwhile."""
         self._token_users.pop(digest, None)
+        now = time.monotonic()
+        self._revoked = {d: t for d, t in self._revoked.items() if t > now}
+        self._revoked[digest] = now + TOKEN_CACHE_SECONDS
+
+    def revoked_lately(self, digest: str) -> bool:
+        """Logged out within the last TOKEN_CACHE_SECONDS (a socket opening with it then,
+        past the logout's notice, must close itself)."""
+        return self._revoked.get(digest, 0.0) > time.monotonic()
 
     async def issue_ticket(self, token: str, user: User, session_id: int) -> tuple[str, datetime]:
         """A single-use ticket for ``user`` to open ``session_id``'s room socket."""

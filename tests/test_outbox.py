@@ -76,3 +76,25 @@ async def test_rest_changes_during_a_redis_outage_succeed_and_reach_the_room_aft
     assert (await guest.get(f"/api/sessions/{sid}")).json["session"]["status"] == "live"
     room = await rooms(guest, sid)
     await heard(room, ("session_started", "live"), ("question", "장애 중에 보낸 질문"), ("vote", "미리 보낸 질문"))
+
+
+async def test_announcements_kept_in_the_outbox_keep_their_order(api, rooms, redis_proxy):
+    """A session started during an outage and ended just after it: the room hears the start
+    first (the end queues behind it instead of overtaking it), and the session stays ended."""
+    host = await api.user(display_name="진행자")
+    guest = await api.user(display_name="손님")
+    sid = (await host.session())["id"]
+    redis_proxy.cut_off()
+    try:
+        assert (await host.post(f"/api/sessions/{sid}/start")).status == 200
+    finally:
+        redis_proxy.restore()
+    assert (await host.post(f"/api/sessions/{sid}/end")).status == 200
+    room = await rooms(guest, sid)
+    frames = list(room.welcome["history"])
+    while [f["type"] for f in frames if f["type"].startswith("session_")] != ["session_started", "session_ended"]:
+        assert len([f for f in frames if f["type"].startswith("session_")]) < 2, frames
+        frames.append(await room.frame(timeout=10))
+    # The room is ended for everyone: chat is refused.
+    await room.send({"type": "chat", "text": "아직 열려 있나요?", "client_msg_id": "late"})
+    await room.error("not_live", "late")

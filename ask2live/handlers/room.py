@@ -114,6 +114,10 @@ class RoomSocket(tornado.websocket.WebSocketHandler):
         self.member = Member(transport=self, user=self.current_user, session_id=self.session.id,
                              token_digest=self.token_digest)
         await self.services.rooms.join(self.member, self.session, self.get_query_argument("since", None))
+        if self.services.accounts.revoked_lately(self.token_digest):
+            # Logged out while this socket was being let in: the logout's notice went out
+            # before the socket was in the room, so it closes itself.
+            self.close_with(*CloseCode.LOGGED_OUT)
         # Needed no more, and otherwise kept for the socket's whole life, once per socket in
         # a room of thousands: the session (its description can be 5,000 characters) and the
         # upgrade request's headers.

@@ -151,17 +151,31 @@ class Rooms:
         it gets does not grow with the room (the stage, a count and a first page of names,
         the cached top questions, the recent history)."""
         started = time.perf_counter()
+        member.pending = []  # events from now on wait here until the welcome is out
+        member.bucket = TokenBucket(*self._rate)
+        room = await self.hub.open(session.id, session.host.id, session.status)
+        # In the room at once: a room is never empty while a join is under way in it.
+        room.members[member.conn_id] = member
+        try:
+            await self._join(member, room, session, since, started)
+        except BaseException:
+            self.hub.remove(member)  # and the room, if nobody else is in it
+            raise
+
+    async def _join(self, member: Member, room: LocalRoom, session: Session, since: str | None,
+                    started: float) -> None:
         sid, log_ = session.id, self.room_log
-        room = await self.hub.open(sid, session.host.id, session.status)
         speakers, hands = await log_.stage(sid)
         member.role = role_of(member.user.id, session.host.id, speakers)
         on_stage = member.role != LISTENER or member.user.id in hands
-        member.pending = []
-        member.bucket = TokenBucket(*self._rate)
-        room.members[member.conn_id] = member
         info = {"user": member.user.to_json(), "role": member.role, "conn": member.conn_id}
         change = b"" if on_stage else orjson.dumps({"joined": {"user": info["user"], "conn": member.conn_id}})
         connections = await log_.presence_add(sid, member.presence_key, orjson.dumps(info), change)
+        if member.left:
+            # The socket closed while it was being let in, before its leave could find it here.
+            await log_.presence_remove(sid, member.presence_key)
+            self.hub.remove(member)
+            return
         cap = self._sockets_per_user
         if cap and len(connections) > cap:
             # Wherever the oldest sockets are: every process closes its own.
@@ -188,10 +202,19 @@ class Rooms:
             position = await log_.last_id(sid)
 
         if room.questions is None:
-            # The first member of the room on this process: one cue-sheet query, then events.
-            loaded = await self.cuesheet.list(sid, None, "top", CACHE_MAX, 0)
-            if room.questions is None:
-                room.questions = RoomQuestions([public_question(q) for q in loaded], session.pinned_question_id)
+            # The first member of the room on this process: one cue-sheet query, then events
+            # (those that arrive during the query are applied on top of its answer).
+            async with room.questions_lock:
+                if room.questions is None:
+                    room.questions_buffer = []
+                    try:
+                        loaded = await self.cuesheet.list(sid, None, "top", CACHE_MAX, 0)
+                        questions = RoomQuestions([public_question(q) for q in loaded], session.pinned_question_id)
+                        for event in room.questions_buffer:
+                            questions.apply(event)
+                        room.questions = questions
+                    finally:
+                        room.questions_buffer = None
         shown = visible_history(history)
         if not recovered:  # the recent history: its last HISTORY_ON_JOIN events that show
             shown = shown[-HISTORY_ON_JOIN:]
@@ -211,6 +234,7 @@ class Rooms:
         self.metrics.join_seconds.observe(time.perf_counter() - started)
 
     async def leave(self, member: Member) -> None:
+        member.left = True
         if not self.hub.remove(member):
             return
         sid = member.session_id

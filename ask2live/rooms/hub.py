@@ -88,6 +88,8 @@ class Member:
     refusals: int = 0
     # Events that arrive while the welcome is being put together wait here.
     pending: list | None = None
+    # The socket closed (leave() ran), possibly before its join was done.
+    left: bool = False
 
     @property
     def presence_key(self) -> str:
@@ -110,8 +112,11 @@ class LocalRoom:
     host_id: int
     status: str
     members: dict[str, Member] = field(default_factory=dict)
-    # The room's public cue sheet (loaded with the first member on this process).
+    # The room's public cue sheet (loaded with the first member on this process); the room's
+    # question events that arrive while it loads wait in the buffer, then apply on top.
     questions: RoomQuestions | None = None
+    questions_buffer: list | None = None
+    questions_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Hub:
@@ -127,6 +132,8 @@ class Hub:
         # Rooms whose audience changed here (someone joined or left, or expired) since their
         # last `audience` event: whether or not a member is still here to see it.
         self._audience_due: set[int] = set()
+        # An audience event taken from the log whose append failed: appended next round.
+        self._audience_unsent: dict[int, dict] = {}
 
     async def start(self, notice: Notice | None = None) -> None:
         await self.room_log.start(self.deliver, notice)
@@ -194,6 +201,8 @@ class Hub:
         if event.type in ("question", "question_updated"):
             if room.questions is not None:
                 room.questions.apply(event)
+            elif room.questions_buffer is not None:
+                room.questions_buffer.append(event)
         elif event.type == "audience":
             self._metrics.audience.labels(str(room.session_id)).set(orjson.loads(event.body)["count"])
         elif event.type in ("session_started", "session_ended"):
@@ -238,16 +247,17 @@ class Hub:
     def remove(self, member: Member) -> bool:
         """Take a member out of its local room; False if it was not in it."""
         room = self._local.get(member.session_id)
-        if room is None or room.members.pop(member.conn_id, None) is None:
+        if room is None:
             return False
-        if not room.members:
+        removed = room.members.pop(member.conn_id, None) is not None
+        if not room.members:  # also a room whose first join failed before it had its member
             del self._local[member.session_id]
             self.room_log.unwatch(member.session_id)
             try:
                 self._metrics.audience.remove(str(member.session_id))
             except KeyError:
                 pass
-        return True
+        return removed
 
     def audience_changed(self, session_id: int) -> None:
         self._audience_due.add(session_id)
@@ -260,12 +270,19 @@ class Hub:
             await asyncio.sleep(AUDIENCE_INTERVAL_SECONDS)
             for sid in list(self._audience_due):
                 try:
-                    news = await self.room_log.audience_news(sid, interval_ms)
-                    if news is None:
-                        continue  # told by another process moments ago: next round
+                    fields = self._audience_unsent.get(sid)
+                    if fields is None:
+                        news = await self.room_log.audience_news(sid, interval_ms)
+                        if news is None:
+                            continue  # told by another process moments ago: next round
+                        if not news.new:
+                            self._audience_due.discard(sid)
+                            continue
+                        # Taken from the log: kept here until the append succeeds.
+                        fields = self._audience_unsent[sid] = audience_fields(news.count, news.changes)
+                    await self.append(sid, "audience", **fields)
+                    del self._audience_unsent[sid]
                     self._audience_due.discard(sid)
-                    if news.new:
-                        await self.append(sid, "audience", **audience_fields(news.count, news.changes))
                 except Exception as exc:
                     log.warning("audience of room %s: %s", sid, exc)
 

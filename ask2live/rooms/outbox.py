@@ -46,6 +46,8 @@ class Outbox:
         # it has kept more, it retries every OUTBOX_RETRY_SECONDS.
         self._kept = 0
         self._out = 0
+        # Rooms with announcements this process kept that are not out yet.
+        self._waiting_rooms: set[int] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="room-outbox")
@@ -56,13 +58,18 @@ class Outbox:
 
     async def announce(self, session_id: int, event_type: str, **fields: Any) -> None:
         """Append the event to the room; if the log is unavailable, keep it for later."""
-        try:
-            await self._hub.append(session_id, event_type, **fields)
-        except Unavailable as exc:
-            log.warning("room %s: %s event kept in the outbox (%s)", session_id, event_type, exc.message)
-            body = orjson.dumps({"type": event_type, "ts": int(time.time() * 1000), **fields})
-            await self._store.outbox_add(session_id, event_type, body, utcnow())
-            self._kept += 1
+        if session_id not in self._waiting_rooms:
+            try:
+                await self._hub.append(session_id, event_type, **fields)
+                return
+            except Unavailable as exc:
+                log.warning("room %s: %s event kept in the outbox (%s)", session_id, event_type, exc.message)
+        # Kept: also while earlier ones of this room wait, so that the room hears them in order
+        # (a session_ended must not overtake the session_started still waiting).
+        body = orjson.dumps({"type": event_type, "ts": int(time.time() * 1000), **fields})
+        await self._store.outbox_add(session_id, event_type, body, utcnow())
+        self._waiting_rooms.add(session_id)
+        self._kept += 1
 
     async def drain(self) -> int:
         """Append what waits (claimed by this process); how many went out."""
@@ -91,6 +98,8 @@ class Outbox:
                 while await self.drain() == OUTBOX_BATCH:
                     pass
                 self._out = kept
+                if self._kept == kept:
+                    self._waiting_rooms.clear()
             except Unavailable:
                 pass  # still down: the next round tries again
             except Exception:

@@ -7,6 +7,7 @@ log line and the metric for that transaction, as Synapse's ``runInteraction`` do
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import datetime
 from typing import Any, Awaitable, Callable, TypeVar
@@ -41,6 +42,9 @@ SESSION_COUNTS = """
     (SELECT COALESCE(SUM(q.votes), 0) FROM questions q WHERE q.session_id = s.id AND q.hidden = 0) AS vote_count,
     (SELECT COUNT(*) FROM reservations r WHERE r.session_id = s.id AND r.user_id = ?) AS reserved
 """
+
+# One ticket issue in this many also deletes the expired tickets.
+TICKET_SWEEP_ONE_IN = 50
 
 # What update_session may set; the column names are written into its SQL.
 EDITABLE_SESSION_COLUMNS = frozenset({"title", "description", "tags", "starts_at", "reservation_target"})
@@ -196,8 +200,10 @@ class Store:
     async def create_ticket(self, digest: str, token_hash: str, user_id: int, session_id: int,
                             now: datetime, expires_at: datetime) -> None:
         async def fn(txn: Transaction) -> None:
-            # Tickets live seconds: the expired ones go whenever a new one is made.
-            await txn.execute("DELETE FROM room_tickets WHERE expires_at <= ?", db_time(now))
+            # Tickets live seconds: the expired ones go now and then, as new ones are made (not
+            # every time: a join storm's thousands of issues would queue on the same rows).
+            if secrets.randbelow(TICKET_SWEEP_ONE_IN) == 0:
+                await txn.execute("DELETE FROM room_tickets WHERE expires_at <= ?", db_time(now))
             await txn.execute(
                 "INSERT INTO room_tickets (digest, token_digest, user_id, session_id, expires_at) VALUES (?, ?, ?, ?, ?)",
                 digest, token_hash, user_id, session_id, db_time(expires_at))

@@ -10,7 +10,8 @@ local first = 5
 for i, key in ipairs({KEYS[3], KEYS[4]}) do
   local count = (i == 1) and speakers or hands
   if count > 0 and redis.call('EXISTS', key) == 0 then
-    redis.call('SADD', key, unpack(ARGV, first, first + count - 1))
+    -- one at a time: unpack() of thousands of ids would overflow Lua's stack
+    for j = first, first + count - 1 do redis.call('SADD', key, ARGV[j]) end
     redis.call('EXPIRE', key, ARGV[2])
   end
   first = first + count
