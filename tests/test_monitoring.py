@@ -37,7 +37,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from conftest import EMBEDDED, PRODUCTION, SETUPS
 from roomclient import RoomClient
-from ask2live.rooms.hub import AUDIENCE_INTERVAL_SECONDS
+from ask2live.rooms.audience import AUDIENCE_INTERVAL_SECONDS
 from serve import ChildProcess, ServeProcess, free_port
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"

@@ -19,6 +19,7 @@ from ..models import User
 from ..tasks import cancel_and_wait
 from ..voice import Voice
 from ..wsframe import text_frame
+from .audience import AUDIENCE_INTERVAL_SECONDS, audience_fields
 from .cue_cache import RoomQuestions
 from .roles import HOST, LISTENER, SPEAKER
 
@@ -26,16 +27,6 @@ log = logging.getLogger(__name__)
 
 # Presence: refresh our members in the shared log (and sweep those of dead processes).
 PRESENCE_REFRESH_SECONDS = 10.0
-
-# The audience (everyone not on stage) is told as one `audience` event per room at most this
-# often, whatever the arrival rate: a join costs the others O(1) frames, not O(N).
-AUDIENCE_INTERVAL_SECONDS = 1.0
-# Up to this many people in a room, and this many arrivals and departures since the last
-# event, an `audience` event names who came and went; past either, the count alone (a list
-# of a hundred arrivals is noise to a person, and bytes to every socket and every welcome's
-# history).
-AUDIENCE_NAMES_MAX = 50
-AUDIENCE_CHANGES_NAMED_MAX = 10
 
 
 class CloseCode:
@@ -299,14 +290,3 @@ class Hub:
                         self._audience_due.add(sid)
                 except Exception as exc:
                     log.warning("presence refresh of room %s: %s", sid, exc)
-
-
-def audience_fields(count: int, changes: list[bytes]) -> dict:
-    """An `audience` event's fields: the count, and who came and went if the room is small."""
-    if count > AUDIENCE_NAMES_MAX or len(changes) > AUDIENCE_CHANGES_NAMED_MAX:
-        return {"count": count, "named": False, "joined": [], "left": []}
-    joined, left = [], []
-    for raw in changes:
-        change = orjson.loads(raw)
-        (joined if "joined" in change else left).append(change.get("joined") or change.get("left"))
-    return {"count": count, "named": True, "joined": joined, "left": left}
