@@ -230,11 +230,6 @@ class Hub:
                 self.room_log.watch(session_id, last)
         return room
 
-    async def stage_users(self, room: LocalRoom) -> set[int]:
-        """The host, the speakers and those with a hand up: named in the room one by one."""
-        speakers, hands = await self.room_log.stage(room.session_id)
-        return {room.host_id} | speakers | hands
-
     def remove(self, member: Member) -> bool:
         """Take a member out of its local room; False if it was not in it."""
         room = self._local.get(member.session_id)
@@ -283,10 +278,17 @@ class Hub:
             for sid, room in list(self._local.items()):
                 try:
                     await self.room_log.presence_refresh(sid, [m.presence_key for m in room.members.values()])
-                    for key in await self.room_log.presence_expired(sid):
+                    expired = await self.room_log.presence_expired(sid)
+                    if not expired:
+                        continue
+                    # Those on the stage (host, speakers, hands up) are named as they go; the
+                    # others are in the next audience event's count.
+                    speakers, hands = await self.room_log.stage(sid)
+                    stage = {room.host_id} | speakers | hands
+                    for key in expired:
                         user_id, conn = key.split(":", 1)
-                        if int(user_id) in await self.stage_users(room):
+                        if int(user_id) in stage:
                             await self.append(sid, "leave", user={"id": int(user_id)}, conn=conn, reason="expired")
-                        self._audience_due.add(sid)
+                    self._audience_due.add(sid)
                 except Exception as exc:
                     log.warning("presence refresh of room %s: %s", sid, exc)
