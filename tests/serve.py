@@ -37,6 +37,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def http_json(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    """One blocking JSON request, for code that drives a server outside an event loop:
+    (status, the decoded body or None). A POST, PATCH or PUT without a body sends an empty one."""
+    data = orjson.dumps(body) if body is not None else (b"" if method in ("POST", "PATCH", "PUT") else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return r.status, orjson.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, orjson.loads(e.read() or b"null")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without any ASK2LIVE_ setting of the developer's, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASK2LIVE_")}

@@ -16,8 +16,6 @@ import secrets
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ import tornado.web
 
 from ask2live.app import routes
 from conftest import EMBEDDED, MYSQL_SERVER, PRODUCTION, SETUPS, STORE_NAMES, db_rows, drop_database, mysql_connect
-from serve import ServeProcess, clean_env
+from serve import ServeProcess, clean_env, http_json
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_FILE = ROOT / "ask2live" / "openapi.json"
@@ -299,22 +297,10 @@ async def test_the_running_store_has_the_tables_and_indexes_of_its_schema_file(s
 # ------------------------------------------------------------------ the ask2live command
 
 
-def http(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-    request = urllib.request.Request(url, data=data, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 def sign_up_and_log_in(url: str, username: str) -> str:
-    status, body = http("POST", url + "/api/users", {"username": username, "password": "correct horse battery"})
+    status, body = http_json("POST", url + "/api/users", {"username": username, "password": "correct horse battery"})
     assert status == 201, body
-    status, body = http("POST", url + "/api/login", {"username": username, "password": "correct horse battery"})
+    status, body = http_json("POST", url + "/api/login", {"username": username, "password": "correct horse battery"})
     assert status == 200, body
     return body["token"]
 
@@ -330,7 +316,7 @@ def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts
         assert re.fullmatch(r"[0-9a-f]{64}\n", secret)
         assert (data_dir / "ask2live.sqlite3").exists()
         token = sign_up_and_log_in(server.url, "restarter")
-        assert http("GET", server.url + "/api/me", token=token)[0] == 200
+        assert http_json("GET", server.url + "/api/me", token=token)[0] == 200
     finally:
         code = server.stop()
     assert code == 0, f"SIGTERM should stop the server cleanly:\n{server.output()}"
@@ -338,7 +324,7 @@ def test_serve_starts_on_the_embedded_store_and_keeps_its_secret_across_restarts
     server = ServeProcess(EMBEDDED, tmp=tmp_path, data_dir=data_dir)
     try:
         assert secret_file.read_text() == secret
-        status, body = http("GET", server.url + "/api/me", token=token)
+        status, body = http_json("GET", server.url + "/api/me", token=token)
         assert status == 200 and body["user"]["username"] == "restarter"
     finally:
         server.stop()

@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-import orjson
 import pytest
 
 from conftest import EMBEDDED, PRODUCTION, SETUPS
-from serve import ServeProcess, clean_env
+from serve import ServeProcess, clean_env, http_json
 
 SECRET_TEXT = "a-secret-kept-in-a-file"
 PASSWORD = "correct horse battery"
 
 
-def call(method: str, url: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=orjson.dumps(body) if body is not None else None, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, orjson.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, orjson.loads(e.read() or b"null")
-
-
 def token_from(server: ServeProcess, username: str) -> str:
-    assert call("POST", server.url + "/api/users", {"username": username, "password": PASSWORD})[0] == 201
-    status, body = call("POST", server.url + "/api/login", {"username": username, "password": PASSWORD})
+    assert http_json("POST", server.url + "/api/users", {"username": username, "password": PASSWORD})[0] == 201
+    status, body = http_json("POST", server.url + "/api/login", {"username": username, "password": PASSWORD})
     assert status == 200, body
     return body["token"]
 
@@ -66,10 +51,10 @@ def test_the_secret_file_signs_tokens_and_stays_off_the_command_line(setup, tmp_
         assert not (first.data_dir / "secret").exists()  # none generated
         same = sibling(first, "--secret", SECRET_TEXT, name="same", tmp=tmp_path)
         others.append(same)
-        assert call("GET", same.url + "/api/me", token=token)[0] == 200
+        assert http_json("GET", same.url + "/api/me", token=token)[0] == 200
         other = sibling(first, "--secret", "another-secret", name="other", tmp=tmp_path)
         others.append(other)
-        assert call("GET", other.url + "/api/me", token=token)[0] == 401
+        assert http_json("GET", other.url + "/api/me", token=token)[0] == 401
     finally:
         for process in others:
             process.stop()
@@ -83,7 +68,7 @@ def test_the_secret_file_variable_works_like_the_flag(tmp_path):
     try:
         token = token_from(first, "variable")
         same = sibling(first, "--secret", SECRET_TEXT, name="same", tmp=tmp_path)
-        assert call("GET", same.url + "/api/me", token=token)[0] == 200
+        assert http_json("GET", same.url + "/api/me", token=token)[0] == 200
     finally:
         if same is not None:
             same.stop()

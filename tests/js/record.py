@@ -20,8 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,7 +27,7 @@ import websocket
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/, when run as a script
 from conftest import EMBEDDED  # noqa: E402
-from serve import ServeProcess  # noqa: E402
+from serve import ServeProcess, http_json  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 PASSWORD = "correct horse battery"
@@ -41,28 +39,16 @@ FAR_FUTURE_ID = "99999999999999-0"
 WAIT_SECONDS = 10
 
 
-def http(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else (b"" if method in ("POST", "PATCH") else None)
-    request = urllib.request.Request(base + path, data=data, method=method)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
 class Person:
     """A signed-up user. With ``page`` set, what the web client would do and see is written
     down in ``steps``: its REST calls, its connects, each frame sent and received."""
 
     def __init__(self, base: str, username: str, display_name: str, page: bool) -> None:
         self.base = base
-        status, body = http(base, "POST", "/api/users", {"username": username, "password": PASSWORD,
+        status, body = http_json("POST", base + "/api/users", {"username": username, "password": PASSWORD,
                                                          "display_name": display_name})
         assert status == 201, body
-        status, body = http(base, "POST", "/api/login", {"username": username, "password": PASSWORD})
+        status, body = http_json("POST", base + "/api/login", {"username": username, "password": PASSWORD})
         assert status == 200, body
         self.token = body["token"]
         self.user = body["user"]
@@ -82,7 +68,7 @@ class Person:
                 self.steps.append(step)
 
     def rest(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        status, answer = http(self.base, method, path, body, self.token)
+        status, answer = http_json(method, self.base + path, body, self.token)
         assert status == expect, (method, path, status, answer)
         step: dict = {"rest": f"{method} {path}"}
         if body is not None:
@@ -180,14 +166,14 @@ def record(base: str) -> dict[str, dict]:
     minji = Person(base, "minji", "김민지", page=True)
     joon = Person(base, "joon", "Joon", page=True)
     sora = Person(base, "sora", "Sora", page=False)
-    status, answer = http(base, "POST", "/api/sessions", {
+    status, answer = http_json("POST", base + "/api/sessions", {
         "title": "Ask me anything", "description": "Seed to Series A, honestly.",
         "starts_at": "2030-03-14T20:00:00+09:00"}, minji.token)
     assert status == 201, answer
     sid = answer["session"]["id"]
     # Before the start, before the pages open: joon's pre-question.
-    status, answer = http(base, "POST", f"/api/sessions/{sid}/questions", {"text": "What was your hardest decision?"},
-                          joon.token)
+    status, answer = http_json("POST", base + f"/api/sessions/{sid}/questions", {"text": "What was your hardest decision?"},
+                               joon.token)
     assert status == 201, answer
     first = answer["question"]["id"]
 
